@@ -1,0 +1,66 @@
+"""The run's data model, shared by the orchestrator, the scanner and the result writers.
+
+Plain dataclasses so every stage can be tested without a VM.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, asdict
+from typing import Optional
+
+STATUSES = ("pass", "fail", "skip", "error")
+
+
+@dataclass
+class Report:
+    """One crash/warning report found on the console (see scan.py)."""
+    kind: str            # e.g. "null-deref", "warning", "kasan", "hung-task", "panic"
+    title: str           # e.g. "BUG: kernel NULL pointer dereference in io_uring_cmd_done"
+    signature: str       # normalised title for dedup (no numbers/addresses)
+    excerpt: str         # the report's lines, as printed
+    line: int = 0        # index of the first line in console.log
+    test: Optional[str] = None  # test that was running when it was printed
+
+
+@dataclass
+class TestResult:
+    name: str                       # "<suite>.<GTestSuite>.<TestName>" or a guest command
+    suite: str                      # meson-ish suite/program name, e.g. "control"
+    status: str                     # one of STATUSES
+    duration_s: float = 0.0
+    skip_reason: str = ""
+    message: str = ""               # failure text (assertion output, hang evidence, ...)
+    reports: list[Report] = field(default_factory=list)
+    kernel: str = ""
+    properties: dict = field(default_factory=dict)  # gtest RecordProperty values etc.
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    kernel_spec: str                # what the user asked for, e.g. "debian:sid"
+    kernel_release: str = ""        # uname -r in the guest
+    features: Optional[int] = None  # GET_FEATURES word, None if unknown/unsupported
+    host: str = ""
+    accel: str = ""                 # "kvm" or "tcg"
+    boot_seconds: Optional[float] = None  # qemu start -> guest command running (first boot)
+    boots: int = 0
+    started: str = ""               # ISO 8601 UTC
+    duration_s: float = 0.0
+    patches: list[str] = field(default_factory=list)
+    tests: list[TestResult] = field(default_factory=list)
+    reports: list[Report] = field(default_factory=list)   # all reports, attributed or not
+
+    def totals(self) -> dict:
+        t = {s: 0 for s in STATUSES}
+        for r in self.tests:
+            t[r.status] = t.get(r.status, 0) + 1
+        t["total"] = len(self.tests)
+        return t
+
+    def ok(self) -> bool:
+        return all(r.status in ("pass", "skip") for r in self.tests)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["totals"] = self.totals()
+        return d
