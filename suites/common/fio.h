@@ -1,0 +1,43 @@
+// fio driven with --output-format=json; tests read numbers from the parsed JSON, never text.
+#pragma once
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "proc.h"
+
+namespace ublkcheck {
+
+struct FioResult {
+  ProcResult proc;
+  nlohmann::json json;       // fio's JSON report (null if it printed none)
+  int error = 0;             // first non-zero per-job error (an errno), 0 if none
+  double read_iops = 0, write_iops = 0;
+  uint64_t read_ios = 0, write_ios = 0;
+  double read_lat_p99_us = 0;
+  bool ok() const { return proc.status == 0 && !proc.timed_out && error == 0 && !json.is_null(); }
+  std::string describe() const;
+};
+
+// Runs `fio <args> --output-format=json`; `timeout` bounds the whole run.
+FioResult run_fio(std::vector<std::string> args, std::chrono::seconds timeout);
+FioResult parse_fio(ProcResult proc);
+
+// Handy job lines.
+std::vector<std::string> fio_job(const std::string& dev, const std::string& rw,
+                                 const std::string& bs, int iodepth, int numjobs,
+                                 const std::string& engine, int runtime_s);
+
+class BackgroundFio {
+ public:
+  explicit BackgroundFio(std::vector<std::string> args);
+  FioResult wait(std::chrono::seconds timeout);
+  bool running() { return bg_.running(); }
+
+ private:
+  Background bg_;
+};
+
+}  // namespace ublkcheck

@@ -1,0 +1,45 @@
+// Running helper processes (ublk-fixture, fio) with a bounded wait: a test never hangs on
+// a child; on timeout the child's process group is SIGKILLed and the result says so.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace ublkcheck {
+
+struct ProcResult {
+  int status = -1;       // exit code, or 128+signal
+  bool timed_out = false;
+  std::string out;       // stdout
+  std::string err;       // stderr
+  std::string describe() const;  // for assertion messages
+};
+
+ProcResult run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+               const std::vector<std::string>& extra_env = {});
+
+// A child running in the background (fio under a crash test).
+class Background {
+ public:
+  explicit Background(const std::vector<std::string>& argv);
+  ~Background();  // kills and reaps if still running
+  Background(const Background&) = delete;
+  Background& operator=(const Background&) = delete;
+  // Waits up to `timeout`; kills on expiry.
+  ProcResult wait(std::chrono::milliseconds timeout);
+  bool running();
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+  int out_fd_ = -1, err_fd_ = -1;
+  bool reaped_ = false;
+  int status_ = -1;
+};
+
+std::string shell_quote(const std::vector<std::string>& argv);
+
+}  // namespace ublkcheck

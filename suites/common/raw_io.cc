@@ -1,0 +1,70 @@
+#include "raw_io.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace ublkcheck {
+
+using namespace ublk::uapi;
+
+RawDevice::RawDevice(ublk::Control& c, uint16_t queues, uint16_t depth, uint64_t flags) : c_(c) {
+  info_.nr_hw_queues = queues;
+  info_.queue_depth = depth;
+  info_.max_io_buf_bytes = 512 << 10;
+  info_.dev_id = UINT32_MAX;
+  info_.flags = flags | (c.legacy() ? 0 : UBLK_F_CMD_IOCTL_ENCODE);
+  add_ret_ = c_.add_dev(&info_);
+}
+
+RawDevice::~RawDevice() {
+  if (add_ret_ == 0) c_.del_dev(info_.dev_id);
+}
+
+int RawDevice::set_default_params() {
+  return c_.set_params(info_.dev_id, ublk::default_params(64 << 20, 9, info_.max_io_buf_bytes));
+}
+
+RawIoRing::RawIoRing(const std::string& chardev, bool legacy) : legacy_(legacy) {
+  for (int i = 0; i < 300 && fd_ < 0; i++) {
+    fd_ = open(chardev.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd_ < 0) usleep(10000);  // devtmpfs node appears asynchronously
+  }
+  ring_ok_ = io_uring_queue_init(64, &ring_, 0) == 0;
+}
+
+RawIoRing::~RawIoRing() {
+  if (ring_ok_) io_uring_queue_exit(&ring_);
+  if (fd_ >= 0) close(fd_);
+}
+
+int RawIoRing::cmd(uint32_t nr, uint16_t q, uint16_t tag, uint64_t addr, int32_t result,
+                   std::chrono::milliseconds wait) {
+  io_uring_sqe* e = io_uring_get_sqe(&ring_);
+  if (!e) return -EBUSY;
+  io_uring_prep_rw(IORING_OP_URING_CMD, e, fd_, nullptr, 0, 0);
+  e->cmd_op = legacy_ ? nr : ioc(IOC_READ | IOC_WRITE, 'u', nr, sizeof(ublksrv_io_cmd));
+  auto* c = reinterpret_cast<ublksrv_io_cmd*>(e->cmd);
+  c->q_id = q;
+  c->tag = tag;
+  c->result = result;
+  c->addr = addr;
+  const uint64_t me = ++seq_;
+  e->user_data = me;
+  io_uring_submit(&ring_);
+  __kernel_timespec ts{wait.count() / 1000, (wait.count() % 1000) * 1000000};
+  for (;;) {
+    io_uring_cqe* cqe = nullptr;
+    int ret = io_uring_wait_cqe_timeout(&ring_, &cqe, &ts);
+    if (ret == -ETIME) return kPending;
+    if (ret < 0) return ret;
+    const uint64_t ud = cqe->user_data;
+    const int res = cqe->res;
+    io_uring_cqe_seen(&ring_, cqe);
+    if (ud == me) return res;
+    // A completion of an earlier (pending) command: not ours, keep waiting.
+  }
+}
+
+}  // namespace ublkcheck

@@ -1,0 +1,223 @@
+// Control plane happy paths and the device state machine:
+// ADD (DEAD) -> START (LIVE) -> STOP (DEAD) -> DEL, plus DEL_DEV_ASYNC, TRY_STOP_DEV,
+// UPDATE_SIZE, GET_PARAMS, GET_DEV_INFO2 and GET_QUEUE_AFFINITY against sysfs.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <set>
+#include <sys/sysmacros.h>
+#include <sstream>
+#include <thread>
+
+#include "device.h"
+#include "env.h"
+#include "raw_io.h"
+
+using namespace ublkcheck;
+using namespace ublk;
+using namespace ublk::uapi;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string read_file(const std::string& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// "0-1,3" -> {0,1,3}
+std::vector<int> parse_cpu_list(const std::string& s) {
+  std::vector<int> out;
+  std::stringstream ss(s);
+  std::string part;
+  while (std::getline(ss, part, ',')) {
+    auto dash = part.find('-');
+    int a = std::stoi(part.substr(0, dash));
+    int b = dash == std::string::npos ? a : std::stoi(part.substr(dash + 1));
+    for (int i = a; i <= b; i++) out.push_back(i);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(Features, WordIsNonZeroAndHasIoctlEncoding) {
+  Control c;
+  if (c.legacy()) GTEST_SKIP() << "kernel " << kernel_release() << " has no GET_FEATURES";
+  uint64_t f = 0;
+  ASSERT_EQ(c.get_features(&f), 0);
+  EXPECT_NE(f & UBLK_F_CMD_IOCTL_ENCODE, 0u) << std::hex << f;
+  EXPECT_EQ(f, c.features()) << "GET_FEATURES must be stable";
+  RecordProperty("features", features_hex());
+}
+
+// Every flag GET_FEATURES advertises must be accepted by ADD_DEV and reported back in
+// info.flags: a kernel that advertises what it does not honour breaks feature probing.
+TEST(Features, EveryAdvertisedFlagIsAcceptedByAddDev) {
+  Control c;
+  if (c.legacy()) GTEST_SKIP() << "kernel " << kernel_release() << " has no GET_FEATURES";
+  const uint64_t f = c.features();
+  int checked = 0;
+  for (unsigned bit = 0; bit < 64; bit++) {
+    const uint64_t flag = 1ULL << bit;
+    if (!(f & flag)) continue;
+    if (flag == UBLK_F_UNPRIVILEGED_DEV) continue;  // cleared for CAP_SYS_ADMIN by design
+    uint64_t want = flag;
+    // Flags that only make sense with a prerequisite.
+    if (flag & (UBLK_F_USER_RECOVERY_REISSUE | UBLK_F_USER_RECOVERY_FAIL_IO | UBLK_F_QUIESCE))
+      want |= UBLK_F_USER_RECOVERY;
+    if (flag == UBLK_F_INTEGRITY) want |= UBLK_F_USER_COPY;
+    if (flag == UBLK_F_AUTO_BUF_REG) want |= UBLK_F_SUPPORT_ZERO_COPY;
+    if (flag == UBLK_F_ZONED) want |= UBLK_F_USER_COPY;
+    RawDevice d(c, 1, 4, want);
+    EXPECT_EQ(d.add_result(), 0) << "ADD_DEV with advertised " << feature_names(flag)[0];
+    if (d.ok()) {
+      EXPECT_EQ(d.info().flags & flag, flag)
+          << "ADD_DEV dropped advertised " << feature_names(flag)[0];
+      checked++;
+    }
+  }
+  EXPECT_GT(checked, 5);
+}
+
+TEST(Lifecycle, AddedDeviceIsDeadUntilStarted) {
+  Control c;
+  RawDevice d(c, 1, 8, 0);
+  ASSERT_EQ(d.add_result(), 0);
+  ublksrv_ctrl_dev_info info{};
+  ASSERT_EQ(c.get_dev_info(d.id(), &info), 0);
+  EXPECT_EQ(info.state, UBLK_S_DEV_DEAD);
+  EXPECT_EQ(info.ublksrv_pid, -1);
+  EXPECT_EQ(info.queue_depth, 8);
+  EXPECT_EQ(info.dev_id, d.id());
+  struct stat st {};
+  EXPECT_EQ(stat(("/sys/class/ublk-char/ublkc" + std::to_string(d.id())).c_str(), &st), 0);
+  EXPECT_NE(stat(("/sys/block/ublkb" + std::to_string(d.id())).c_str(), &st), 0)
+      << "no disk before START_DEV";
+}
+
+TEST(Lifecycle, StartStopDelete) {
+  FixtureDevice d({"-t", "null", "-q", "1", "-s", "128M"});
+  ASSERT_DEVICE(d);
+  EXPECT_EQ(d.state(), "LIVE");
+  EXPECT_GT(d.pid(), 0);
+  EXPECT_EQ(read_file("/sys/block/ublkb" + std::to_string(d.id()) + "/size"),
+            std::to_string((128 << 20) / 512));
+  Control c;
+  ASSERT_EQ(c.stop_dev(uint32_t(d.id())), 0);
+  EXPECT_EQ(d.wait_state("DEAD", 5s), "DEAD");
+  struct stat st {};
+  EXPECT_NE(stat(("/sys/block/ublkb" + std::to_string(d.id())).c_str(), &st), 0)
+      << "disk must be gone after STOP_DEV";
+  const int id = d.id();
+  ASSERT_EQ(d.del().status, 0);
+  ublksrv_ctrl_dev_info info{};
+  EXPECT_EQ(c.get_dev_info(uint32_t(id), &info), -ENODEV);
+}
+
+TEST(Lifecycle, DelDevAsyncReturnsAndDeviceGoes) {
+  Control c;
+  if (c.legacy()) GTEST_SKIP() << "no DEL_DEV_ASYNC before 6.9";
+  FixtureDevice d({"-t", "null"});
+  ASSERT_DEVICE(d);
+  const uint32_t id = uint32_t(d.id());
+  d.forget();
+  ASSERT_EQ(c.del_dev(id, true), 0);
+  ublksrv_ctrl_dev_info info{};
+  int ret = 0;
+  for (int i = 0; i < 100 && (ret = c.get_dev_info(id, &info)) == 0; i++) std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(ret, -ENODEV) << "device still present 5 s after DEL_DEV_ASYNC";
+}
+
+TEST(Lifecycle, TryStopDevIsBusyWhileOpen) {
+  REQUIRE_FEATURE(UBLK_F_SAFE_STOP_DEV);
+  FixtureDevice d({"-t", "null"});
+  ASSERT_DEVICE(d);
+  Control c;
+  int fd = open(d.block().c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0) << d.block();
+  EXPECT_EQ(c.try_stop_dev(uint32_t(d.id())), -EBUSY);
+  EXPECT_EQ(d.state(), "LIVE");
+  close(fd);
+  EXPECT_EQ(c.try_stop_dev(uint32_t(d.id())), 0);
+  EXPECT_EQ(d.wait_state("DEAD", 5s), "DEAD");
+}
+
+TEST(Params, GetParamsReturnsWhatTheServerSet) {
+  FixtureDevice d({"-t", "mem", "-s", "32M", "--bs", "4096"});
+  ASSERT_DEVICE(d);
+  Control c;
+  ublk_params p{};
+  p.len = sizeof(p);
+  ASSERT_EQ(c.get_params(uint32_t(d.id()), &p), 0);
+  EXPECT_NE(p.types & UBLK_PARAM_TYPE_BASIC, 0u);
+  EXPECT_EQ(p.basic.dev_sectors, (32u << 20) / 512);
+  EXPECT_EQ(p.basic.logical_bs_shift, 12);
+  EXPECT_NE(p.types & UBLK_PARAM_TYPE_DISCARD, 0u);
+  EXPECT_NE(p.types & UBLK_PARAM_TYPE_DEVT, 0u) << "the driver fills DEVT once started";
+  struct stat st {};
+  ASSERT_EQ(stat(d.block().c_str(), &st), 0);
+  EXPECT_EQ(p.devt.disk_major, major(st.st_rdev));
+  EXPECT_EQ(p.devt.disk_minor, minor(st.st_rdev));
+  EXPECT_EQ(read_file("/sys/block/ublkb" + std::to_string(d.id()) + "/queue/logical_block_size"), "4096");
+}
+
+TEST(Params, UpdateSizeChangesCapacity) {
+  REQUIRE_FEATURE(UBLK_F_UPDATE_SIZE);
+  FixtureDevice d({"-t", "null", "-s", "64M"});
+  ASSERT_DEVICE(d);
+  Control c;
+  ASSERT_EQ(c.update_size(uint32_t(d.id()), (32u << 20) / 512), 0);
+  EXPECT_EQ(read_file("/sys/block/ublkb" + std::to_string(d.id()) + "/size"),
+            std::to_string((32 << 20) / 512));
+  ublk_params p{};
+  p.len = sizeof(p);
+  ASSERT_EQ(c.get_params(uint32_t(d.id()), &p), 0);
+  EXPECT_EQ(p.basic.dev_sectors, (32u << 20) / 512);
+}
+
+TEST(Info, GetDevInfo2MatchesGetDevInfo) {
+  Control c;
+  if (c.legacy()) GTEST_SKIP() << "no GET_DEV_INFO2 on legacy kernels";
+  FixtureDevice d({"-t", "null", "-q", "2"});
+  ASSERT_DEVICE(d);
+  ublksrv_ctrl_dev_info a{}, b{};
+  ASSERT_EQ(c.get_dev_info(uint32_t(d.id()), &a), 0);  // GET_DEV_INFO2
+  ublksrv_ctrl_cmd cmd{};
+  cmd.dev_id = uint32_t(d.id());
+  cmd.queue_id = uint16_t(-1);
+  cmd.addr = reinterpret_cast<uint64_t>(&b);
+  cmd.len = sizeof(b);
+  ASSERT_EQ(c.raw(UBLK_U_CMD_GET_DEV_INFO, cmd), 0);
+  EXPECT_EQ(a.state, b.state);
+  EXPECT_EQ(a.ublksrv_pid, b.ublksrv_pid);
+  EXPECT_EQ(a.flags, b.flags);
+  EXPECT_EQ(a.nr_hw_queues, b.nr_hw_queues);
+  EXPECT_EQ(a.owner_uid, 0u);
+  EXPECT_EQ(a.state, UBLK_S_DEV_LIVE);
+}
+
+TEST(Info, QueueAffinityMatchesSysfs) {
+  FixtureDevice d({"-t", "null", "-q", "2"});
+  ASSERT_DEVICE(d);
+  Control c;
+  ublksrv_ctrl_dev_info info{};
+  ASSERT_EQ(c.get_dev_info(uint32_t(d.id()), &info), 0);
+  std::set<int> all;
+  for (unsigned q = 0; q < info.nr_hw_queues; q++) {
+    std::vector<int> cpus;
+    ASSERT_GE(c.get_queue_affinity(uint32_t(d.id()), uint16_t(q), &cpus), 0);
+    const std::string sys = "/sys/block/ublkb" + std::to_string(d.id()) + "/mq/" +
+                            std::to_string(q) + "/cpu_list";
+    EXPECT_EQ(cpus, parse_cpu_list(read_file(sys))) << sys;
+    for (int cpu : cpus) EXPECT_TRUE(all.insert(cpu).second) << "cpu " << cpu << " in two queues";
+  }
+  EXPECT_EQ(all.size(), size_t(sysconf(_SC_NPROCESSORS_CONF))) << "every CPU maps to a queue";
+}

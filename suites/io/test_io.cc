@@ -1,0 +1,216 @@
+// Data integrity through the driver in every copy mode the kernel has: what is written
+// through /dev/ublkbN must reach the target and read back identical, for read, write,
+// flush, discard, write-zeroes and FUA, with 512 and 4096-byte logical blocks.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+
+#include "device.h"
+#include "env.h"
+#include "fio.h"
+
+using namespace ublkcheck;
+using namespace ublk::uapi;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct Mode {
+  const char* name;
+  const char* flag;  // ublk-fixture option, "" for plain
+  uint64_t feature;  // what GET_FEATURES must have
+};
+
+const Mode kModes[] = {
+    {"plain", "", 0},
+    {"user_copy", "--user-copy", UBLK_F_USER_COPY},
+    {"zero_copy", "--zero-copy", UBLK_F_SUPPORT_ZERO_COPY},
+    {"auto_buf_reg", "--auto-buf-reg", UBLK_F_AUTO_BUF_REG},
+    {"need_get_data", "--need-get-data", UBLK_F_NEED_GET_DATA},
+};
+
+struct Param {
+  Mode mode;
+  std::string target;
+  int bs;
+};
+
+struct AlignedBuf {
+  explicit AlignedBuf(size_t n) : n(n) {
+    if (posix_memalign(&p, 4096, n)) p = nullptr;
+  }
+  ~AlignedBuf() { free(p); }
+  char* data() { return static_cast<char*>(p); }
+  void* p = nullptr;
+  size_t n;
+};
+
+void fill(char* p, size_t n, uint64_t seed) {
+  for (size_t i = 0; i < n; i += 8) {
+    uint64_t v = seed * 0x9e3779b97f4a7c15ULL + i;
+    std::memcpy(p + i, &v, std::min<size_t>(8, n - i));
+  }
+}
+
+bool all_zero(const char* p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i]) return false;
+  return true;
+}
+
+uint64_t op_count(FixtureDevice& d, const char* op) {
+  auto s = d.stats();
+  return s.contains("ops") ? s["ops"].value(op, uint64_t(0)) : 0;
+}
+
+class Integrity : public testing::TestWithParam<Param> {
+ protected:
+  void SetUp() override {
+    const Param& p = GetParam();
+    if (p.mode.feature && !(kernel_features() & p.mode.feature))
+      GTEST_SKIP() << "kernel " << kernel_release() << " lacks the " << p.mode.name
+                   << " copy mode (GET_FEATURES = " << features_hex() << ")";
+    std::vector<std::string> args = {"-t", p.target, "--bs", std::to_string(p.bs)};
+    if (*p.mode.flag) args.push_back(p.mode.flag);
+    if (p.target == "file") {
+      backing_ = "/tmp/ublkcheck-io-" + std::to_string(getpid()) + ".img";
+      int fd = open(backing_.c_str(), O_CREAT | O_RDWR | O_TRUNC, 0644);
+      ASSERT_GE(fd, 0);
+      ASSERT_EQ(ftruncate(fd, 32 << 20), 0);
+      close(fd);
+      args.insert(args.end(), {"--file", backing_});
+    } else {
+      args.insert(args.end(), {"-s", "32M"});
+    }
+    dev_ = std::make_unique<FixtureDevice>(args);
+    ASSERT_TRUE(dev_->ok()) << dev_->error();
+    fd_ = open(dev_->block().c_str(), O_RDWR | O_DIRECT);
+    ASSERT_GE(fd_, 0) << dev_->block() << ": " << strerror(errno);
+  }
+  void TearDown() override {
+    if (fd_ >= 0) close(fd_);
+    dev_.reset();
+    if (!backing_.empty()) unlink(backing_.c_str());
+  }
+  std::unique_ptr<FixtureDevice> dev_;
+  int fd_ = -1;
+  std::string backing_;
+};
+
+}  // namespace
+
+TEST_P(Integrity, WriteReadBackAtManySizes) {
+  const size_t sizes[] = {size_t(GetParam().bs), 4096, 65536, 512 << 10};
+  uint64_t seed = 1;
+  off_t off = 0;
+  for (size_t n : sizes) {
+    AlignedBuf w(n), r(n);
+    fill(w.data(), n, seed++);
+    ASSERT_EQ(pwrite(fd_, w.data(), n, off), ssize_t(n)) << strerror(errno) << " size " << n;
+    std::memset(r.data(), 0xee, n);
+    ASSERT_EQ(pread(fd_, r.data(), n, off), ssize_t(n)) << strerror(errno);
+    ASSERT_EQ(std::memcmp(w.data(), r.data(), n), 0) << "read back differs, size " << n;
+    off += off_t(n) + 8192;
+  }
+  EXPECT_GE(op_count(*dev_, "write"), 4u);
+  EXPECT_GE(op_count(*dev_, "read"), 4u);
+}
+
+TEST_P(Integrity, FioRandomWritesVerify) {
+  auto args = fio_job(dev_->block(), "randwrite", "4k", 16, 2, "libaio", 0);
+  args.insert(args.end(), {"--bsrange=" + std::to_string(GetParam().bs) + "-128k",
+                           "--size=8M", "--verify=crc32c", "--do_verify=1",
+                           "--verify_fatal=1", "--offset_increment=12M"});
+  FioResult r = run_fio(args, 120s);
+  ASSERT_TRUE(r.ok()) << r.describe();
+  EXPECT_GT(r.write_ios, 0u);
+  EXPECT_GT(r.read_ios, 0u) << "the verify phase read nothing";
+}
+
+TEST_P(Integrity, DiscardAndWriteZeroesReachTheTarget) {
+  const size_t n = 1 << 20;
+  AlignedBuf w(n), r(n);
+  fill(w.data(), n, 77);
+  ASSERT_EQ(pwrite(fd_, w.data(), n, 0), ssize_t(n));
+  const uint64_t before_discard = op_count(*dev_, "discard");
+  uint64_t range[2] = {0, 256 << 10};
+  ASSERT_EQ(ioctl(fd_, BLKDISCARD, range), 0) << strerror(errno);
+  EXPECT_GT(op_count(*dev_, "discard"), before_discard);
+  const uint64_t before_wz = op_count(*dev_, "write_zeroes");
+  uint64_t zrange[2] = {512 << 10, 256 << 10};
+  ASSERT_EQ(ioctl(fd_, BLKZEROOUT, zrange), 0) << strerror(errno);
+  EXPECT_GT(op_count(*dev_, "write_zeroes"), before_wz) << "BLKZEROOUT did not use WRITE_ZEROES";
+  ASSERT_EQ(pread(fd_, r.data(), n, 0), ssize_t(n));
+  EXPECT_TRUE(all_zero(r.data(), 256 << 10)) << "discarded range not zero (mem/file zero it)";
+  EXPECT_EQ(std::memcmp(r.data() + (256 << 10), w.data() + (256 << 10), 256 << 10), 0)
+      << "data next to the discarded range changed";
+  EXPECT_TRUE(all_zero(r.data() + (512 << 10), 256 << 10)) << "write-zeroes range not zero";
+  EXPECT_EQ(std::memcmp(r.data() + (768 << 10), w.data() + (768 << 10), 256 << 10), 0);
+}
+
+TEST_P(Integrity, FlushAndFuaReachTheTarget) {
+  AlignedBuf w(4096);
+  fill(w.data(), 4096, 5);
+  ASSERT_EQ(pwrite(fd_, w.data(), 4096, 0), 4096);
+  const uint64_t flushes = op_count(*dev_, "flush");
+  ASSERT_EQ(fsync(fd_), 0);
+  EXPECT_GT(op_count(*dev_, "flush"), flushes) << "fsync on a volatile-cache device must flush";
+  int dsync = open(dev_->block().c_str(), O_RDWR | O_DIRECT | O_DSYNC);
+  ASSERT_GE(dsync, 0);
+  const uint64_t fua = op_count(*dev_, "fua");
+  ASSERT_EQ(pwrite(dsync, w.data(), 4096, 8192), 4096);
+  close(dsync);
+  EXPECT_GT(op_count(*dev_, "fua"), fua) << "O_DSYNC write on a FUA device must carry FUA";
+}
+
+namespace {
+std::vector<Param> all_params() {
+  std::vector<Param> v;
+  for (const auto& m : kModes)
+    for (const char* t : {"mem", "file"})
+      for (int bs : {512, 4096}) v.push_back({m, t, bs});
+  return v;
+}
+}  // namespace
+
+INSTANTIATE_TEST_SUITE_P(CopyModes, Integrity, testing::ValuesIn(all_params()),
+                         [](const testing::TestParamInfo<Param>& p) {
+                           return std::string(p.param.mode.name) + "_" + p.param.target + "_" +
+                                  std::to_string(p.param.bs);
+                         });
+
+TEST(ReadOnly, WritesAreRejectedReadsWork) {
+  FixtureDevice d({"-t", "mem", "-s", "8M", "--read-only"});
+  ASSERT_DEVICE(d);
+  int fd = open(d.block().c_str(), O_RDWR | O_DIRECT);
+  if (fd >= 0) {
+    AlignedBuf w(4096);
+    fill(w.data(), 4096, 1);
+    errno = 0;
+    EXPECT_LT(pwrite(fd, w.data(), 4096, 0), 0) << "write to a read-only ublk device succeeded";
+    EXPECT_TRUE(errno == EPERM || errno == EROFS || errno == EACCES) << strerror(errno);
+    close(fd);
+  } else {
+    EXPECT_TRUE(errno == EROFS || errno == EACCES || errno == EPERM) << strerror(errno);
+  }
+  int rfd = open(d.block().c_str(), O_RDONLY | O_DIRECT);
+  ASSERT_GE(rfd, 0);
+  AlignedBuf r(4096);
+  EXPECT_EQ(pread(rfd, r.data(), 4096, 0), 4096);
+  close(rfd);
+  EXPECT_EQ(d.stats()["ops"].value("write", 0), 0) << "a write reached the target";
+}
+
+TEST(Null, FioRandReadCompletes) {
+  FixtureDevice d({"-t", "null", "-q", "2"});
+  ASSERT_DEVICE(d);
+  FioResult r = run_fio(fio_job(d.block(), "randread", "4k", 32, 2, "io_uring", 3), 60s);
+  ASSERT_TRUE(r.ok()) << r.describe();
+  EXPECT_GT(r.read_iops, 100.0);
+  RecordProperty("read_iops", std::to_string(int(r.read_iops)));
+}

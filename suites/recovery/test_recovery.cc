@@ -1,0 +1,217 @@
+// USER_RECOVERY (seed 002): kill -9 the server under load, the device waits (QUIESCED) or
+// fails fast (FAIL_IO), a new process takes over with `ublk-fixture recover`, I/O goes on.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "device.h"
+#include "env.h"
+#include "fio.h"
+#include "raw_io.h"
+
+using namespace ublkcheck;
+using namespace ublk;
+using namespace ublk::uapi;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::vector<std::string> background_read(const std::string& dev, int seconds) {
+  return fio_job(dev, "randread", "4k", 16, 2, "libaio", seconds);
+}
+
+void kill_and_recover(FixtureDevice& d, const std::string& want_state) {
+  const int old = d.pid();
+  ASSERT_GT(old, 0);
+  d.kill9();
+  ASSERT_EQ(d.wait_state(want_state, 15s), want_state) << "after kill -9 of " << old;
+  ProcResult r = d.recover();
+  ASSERT_EQ(r.status, 0) << r.describe();
+  ASSERT_EQ(d.wait_state("LIVE", 5s), "LIVE");
+  EXPECT_NE(d.pid(), old) << "the new server must own the device";
+}
+
+int pread_errno(const std::string& dev, std::chrono::milliseconds* took) {
+  int fd = open(dev.c_str(), O_RDONLY | O_DIRECT);
+  if (fd < 0) return errno;
+  void* buf = nullptr;
+  if (posix_memalign(&buf, 4096, 4096)) return ENOMEM;
+  auto t0 = Clock::now();
+  ssize_t n = pread(fd, buf, 4096, 0);
+  int e = n < 0 ? errno : 0;
+  *took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
+  free(buf);
+  close(fd);
+  return e;
+}
+
+}  // namespace
+
+TEST(Recovery, KillRecoverUnderFioNoErrors) {
+  REQUIRE_FEATURE(UBLK_F_USER_RECOVERY);
+  FixtureDevice d({"-t", "null", "-q", "2", "--recovery"});
+  ASSERT_DEVICE(d);
+  BackgroundFio fio(background_read(d.block(), 8));
+  std::this_thread::sleep_for(2s);
+  kill_and_recover(d, "QUIESCED");
+  FioResult r = fio.wait(60s);
+  EXPECT_TRUE(r.ok()) << "I/O during a RECOVERY handover must not fail: " << r.describe();
+  EXPECT_GT(r.read_ios, 0u);
+}
+
+TEST(Recovery, ReissueKillRecoverUnderFioNoErrors) {
+  REQUIRE_FEATURE(UBLK_F_USER_RECOVERY_REISSUE);
+  FixtureDevice d({"-t", "null", "-q", "2", "--reissue"});
+  ASSERT_DEVICE(d);
+  BackgroundFio fio(background_read(d.block(), 8));
+  std::this_thread::sleep_for(2s);
+  kill_and_recover(d, "QUIESCED");
+  FioResult r = fio.wait(60s);
+  EXPECT_TRUE(r.ok()) << r.describe();
+}
+
+TEST(Recovery, FailIoFailsFastThenRecovers) {
+  REQUIRE_FEATURE(UBLK_F_USER_RECOVERY_FAIL_IO);
+  FixtureDevice d({"-t", "null", "--fail-io"});
+  ASSERT_DEVICE(d);
+  BackgroundFio fio(background_read(d.block(), 30));
+  std::this_thread::sleep_for(2s);
+  d.kill9();
+  ASSERT_EQ(d.wait_state("FAIL_IO", 15s), "FAIL_IO");
+  FioResult r = fio.wait(20s);
+  EXPECT_FALSE(r.proc.timed_out) << "in-flight I/O must fail, not hang, under FAIL_IO";
+  EXPECT_EQ(r.error, EIO) << r.describe();
+  std::chrono::milliseconds took{};
+  EXPECT_EQ(pread_errno(d.block(), &took), EIO) << "new I/O while FAIL_IO";
+  EXPECT_LT(took.count(), 2000) << "FAIL_IO must fail fast";
+  ProcResult rec = d.recover();
+  ASSERT_EQ(rec.status, 0) << rec.describe();
+  ASSERT_EQ(d.wait_state("LIVE", 5s), "LIVE");
+  EXPECT_EQ(pread_errno(d.block(), &took), 0) << "I/O after recovery";
+}
+
+TEST(Recovery, PlainRecoveryKillWithoutFioLosesNothingOnFile) {
+  REQUIRE_FEATURE(UBLK_F_USER_RECOVERY);
+  const std::string img = "/tmp/ublkcheck-rec-" + std::to_string(getpid()) + ".img";
+  {
+    int fd = open(img.c_str(), O_CREAT | O_RDWR | O_TRUNC, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(ftruncate(fd, 16 << 20), 0);
+    close(fd);
+  }
+  FixtureDevice d({"-t", "file", "--file", img, "--recovery"});
+  ASSERT_DEVICE(d);
+  auto w = fio_job(d.block(), "write", "64k", 8, 1, "libaio", 0);
+  w.insert(w.end(), {"--size=8M", "--verify=crc32c", "--do_verify=0"});
+  ASSERT_TRUE(run_fio(w, 60s).ok());
+  kill_and_recover(d, "QUIESCED");
+  auto v = fio_job(d.block(), "write", "64k", 8, 1, "libaio", 0);
+  v.insert(v.end(), {"--size=8M", "--verify=crc32c", "--verify_only", "--verify_fatal=1"});
+  FioResult r = run_fio(v, 60s);
+  EXPECT_TRUE(r.ok()) << "data written before the crash must survive it: " << r.describe();
+  unlink(img.c_str());
+}
+
+TEST(Recovery, SeedLoopTenKillsUnderSequentialRead) {
+  REQUIRE_FEATURE(UBLK_F_USER_RECOVERY);
+  // Seed 002's script: `ublk add -t null -d 4 -i 1`, fio --rw=read 4k, then 10 times:
+  // kill -9, wait, recover. Its 6 s sleeps are shortened; the states are polled instead.
+  FixtureDevice d({"-t", "null", "-d", "4", "--recovery"});
+  ASSERT_DEVICE(d);
+  BackgroundFio fio(fio_job(d.block(), "read", "4k", 1, 1, "psync", 0));
+  std::this_thread::sleep_for(1s);
+  for (int i = 0; i < 10; i++) {
+    SCOPED_TRACE("round " + std::to_string(i));
+    kill_and_recover(d, "QUIESCED");
+    if (HasFatalFailure()) return;
+    std::this_thread::sleep_for(300ms);
+  }
+  // A time-less sequential read of 256M null device finishes once it has read it all.
+  FioResult r = fio.wait(300s);
+  EXPECT_TRUE(r.ok()) << r.describe();
+}
+
+TEST(Recovery, PerIoDaemonsKillRecoverUnderFio) {
+  REQUIRE_FEATURE(UBLK_F_PER_IO_DAEMON);
+  REQUIRE_FEATURE(UBLK_F_USER_RECOVERY);
+  FixtureDevice d({"-t", "null", "-q", "2", "--nthreads", "4", "--per-io-tasks", "--recovery"});
+  ASSERT_DEVICE(d);
+  BackgroundFio fio(background_read(d.block(), 10));
+  std::this_thread::sleep_for(2s);
+  for (int i = 0; i < 3; i++) {
+    kill_and_recover(d, "QUIESCED");
+    if (HasFatalFailure()) return;
+    std::this_thread::sleep_for(1s);
+  }
+  FioResult r = fio.wait(60s);
+  EXPECT_TRUE(r.ok()) << r.describe();
+}
+
+TEST(Recovery, QuiesceDevHandsOverWithoutErrors) {
+  REQUIRE_FEATURE(UBLK_F_QUIESCE);
+  FixtureDevice d({"-t", "null", "--recovery", "--quiesce"});
+  ASSERT_DEVICE(d);
+  BackgroundFio fio(background_read(d.block(), 8));
+  std::this_thread::sleep_for(2s);
+  const int old = d.pid();
+  Control c;
+  ASSERT_EQ(c.quiesce_dev(uint32_t(d.id()), 5000), 0);
+  // The server sees every command aborted and exits by itself.
+  for (int i = 0; i < 100 && kill(old, 0) == 0; i++) std::this_thread::sleep_for(50ms);
+  EXPECT_NE(kill(old, 0), 0) << "server still running after QUIESCE_DEV";
+  ASSERT_EQ(d.wait_state("QUIESCED", 10s), "QUIESCED");
+  ProcResult r = d.recover();
+  ASSERT_EQ(r.status, 0) << r.describe();
+  ASSERT_EQ(d.wait_state("LIVE", 5s), "LIVE");
+  std::chrono::milliseconds took{};
+  // 8a14be55bdc6: a stale force_abort after the handover failed every new I/O with EIO.
+  EXPECT_EQ(pread_errno(d.block(), &took), 0);
+  FioResult f = fio.wait(60s);
+  EXPECT_TRUE(f.ok()) << f.describe();
+}
+
+TEST(Recovery, DeleteWhileQuiescedIsBounded) {
+  REQUIRE_FEATURE(UBLK_F_USER_RECOVERY);
+  FixtureDevice d({"-t", "null", "--recovery"});
+  ASSERT_DEVICE(d);
+  d.kill9();
+  ASSERT_EQ(d.wait_state("QUIESCED", 15s), "QUIESCED");
+  auto t0 = Clock::now();
+  ProcResult r = d.del();
+  EXPECT_EQ(r.status, 0) << r.describe();
+  EXPECT_LT(Clock::now() - t0, 10s) << "DEL_DEV of a QUIESCED device took too long";
+}
+
+TEST(Recovery, NewServerDiesDuringRecoveryFetchThenAnotherRecovers) {
+  REQUIRE_FEATURE(UBLK_F_USER_RECOVERY);
+  // 0842186d2c4e: a server dying mid-FETCH of a recovery left the per-I/O canceled flag
+  // set; the next recovery / teardown then hung.
+  FixtureDevice d({"-t", "null", "-d", "4", "--recovery"});
+  ASSERT_DEVICE(d);
+  d.kill9();
+  ASSERT_EQ(d.wait_state("QUIESCED", 15s), "QUIESCED");
+  {
+    Control c;
+    int ret = -EBUSY;
+    for (int i = 0; i < 500 && ret == -EBUSY; i++) {
+      ret = c.start_user_recovery(uint32_t(d.id()));
+      if (ret == -EBUSY) std::this_thread::sleep_for(20ms);
+    }
+    ASSERT_EQ(ret, 0);
+    RawIoRing half(d.chardev(), c.legacy());
+    std::vector<char> buf(2 * 4096);
+    EXPECT_EQ(half.cmd(UBLK_IO_FETCH_REQ, 0, 0, reinterpret_cast<uint64_t>(buf.data())), RawIoRing::kPending);
+    EXPECT_EQ(half.cmd(UBLK_IO_FETCH_REQ, 0, 1, reinterpret_cast<uint64_t>(buf.data() + 4096)), RawIoRing::kPending);
+    // Scope exit closes the ring and /dev/ublkcN: the "server" is gone mid-recovery.
+  }
+  ASSERT_EQ(d.wait_state("QUIESCED", 15s), "QUIESCED");
+  ProcResult r = d.recover();
+  ASSERT_EQ(r.status, 0) << r.describe();
+  EXPECT_EQ(d.wait_state("LIVE", 5s), "LIVE");
+  std::chrono::milliseconds took{};
+  EXPECT_EQ(pread_errno(d.block(), &took), 0);
+}
