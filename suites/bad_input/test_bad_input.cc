@@ -99,7 +99,12 @@ TEST(AddDevFlags, IntegrityNeedsUserCopy) {
 TEST(Dispatch, UnknownOpcodeIsEopnotsupp) {
   Control c;
   if (c.legacy()) GTEST_SKIP() << "legacy kernels dispatch on plain numbers";
+  // The dispatcher looks the device up before it looks at the command number, so the
+  // unknown command goes to a device that exists.
+  RawDevice d(c, 1, 4, 0);
+  ASSERT_EQ(d.add_result(), 0);
   ublksrv_ctrl_cmd cmd{};
+  cmd.dev_id = d.id();
   cmd.queue_id = uint16_t(-1);
   // An unused command number in the ublk ioctl space: the documented answer is
   // EOPNOTSUPP (fix 34c1227035b3 stopped ENOTSUPP, 524, leaking to userspace).
@@ -137,8 +142,9 @@ TEST(Dispatch, GetFeaturesWrongLength) {
 TEST(Dispatch, RingWithoutSqe128IsRefused) {
   Control c("/dev/ublk-control", /*sqe128=*/false);
   ublksrv_ctrl_cmd cmd{};
-  EXPECT_EQ(c.raw(UBLK_U_CMD_GET_DEV_INFO, cmd), -EINVAL);
-  EXPECT_EQ(c.features(), 0u) << "GET_FEATURES must fail on a 64-byte SQE ring too";
+  EXPECT_EQ(c.raw(UBLK_U_CMD_GET_DEV_INFO, cmd, true), -EINVAL);
+  uint64_t f = 0;
+  EXPECT_EQ(c.get_features(&f), -EINVAL) << "GET_FEATURES must fail on a 64-byte SQE ring too";
 }
 
 TEST(Dispatch, CommandsOnAMissingDeviceAreEnodev) {

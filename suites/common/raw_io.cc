@@ -34,6 +34,11 @@ RawIoRing::RawIoRing(const std::string& chardev, bool legacy) : legacy_(legacy) 
   ring_ok_ = io_uring_queue_init(64, &ring_, 0) == 0;
 }
 
+RawIoRing::RawIoRing(const RawIoRing& other, bool legacy) : legacy_(legacy) {
+  fd_ = dup(other.fd_);
+  ring_ok_ = io_uring_queue_init(64, &ring_, 0) == 0;
+}
+
 RawIoRing::~RawIoRing() {
   if (ring_ok_) io_uring_queue_exit(&ring_);
   if (fd_ >= 0) close(fd_);

@@ -36,6 +36,9 @@ class RawIoRing {
  public:
   static constexpr int kPending = 1 << 30;
   explicit RawIoRing(const std::string& chardev, bool legacy = false);
+  // A second ring on the same open char device (it allows one opener), e.g. for another
+  // thread: the driver tells tasks apart, not files.
+  RawIoRing(const RawIoRing& shared_fd_from, bool legacy);
   ~RawIoRing();
   bool ok() const { return fd_ >= 0 && ring_ok_; }
   int cmd(uint32_t nr, uint16_t q, uint16_t tag, uint64_t addr = 0, int32_t result = 0,

@@ -130,9 +130,17 @@ TEST(Lifecycle, DelDevAsyncReturnsAndDeviceGoes) {
   const uint32_t id = uint32_t(d.id());
   d.forget();
   ASSERT_EQ(c.del_dev(id, true), 0);
+  // Poll with GET_DEV_INFO (no char-device path): GET_DEV_INFO2's path lookup already
+  // fails with ENOENT once /dev/ublkcN is gone, before the id is released.
   ublksrv_ctrl_dev_info info{};
+  ublksrv_ctrl_cmd cmd{};
+  cmd.dev_id = id;
+  cmd.queue_id = uint16_t(-1);
+  cmd.addr = reinterpret_cast<uint64_t>(&info);
+  cmd.len = sizeof(info);
   int ret = 0;
-  for (int i = 0; i < 100 && (ret = c.get_dev_info(id, &info)) == 0; i++) std::this_thread::sleep_for(50ms);
+  for (int i = 0; i < 100 && (ret = c.raw(UBLK_U_CMD_GET_DEV_INFO, cmd)) == 0; i++)
+    std::this_thread::sleep_for(50ms);
   EXPECT_EQ(ret, -ENODEV) << "device still present 5 s after DEL_DEV_ASYNC";
 }
 

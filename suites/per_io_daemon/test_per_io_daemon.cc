@@ -48,7 +48,7 @@ TEST(Ownership, SecondThreadFetchOnTheSameQueue) {
   ASSERT_EQ(a.cmd(UBLK_IO_FETCH_REQ, 0, 0, reinterpret_cast<uint64_t>(buf.data())), RawIoRing::kPending);
   int b_ret = 0;
   std::thread([&] {
-    RawIoRing b(d.chardev(), c.legacy());
+    RawIoRing b(a, c.legacy());
     b_ret = b.cmd(UBLK_IO_FETCH_REQ, 0, 1, reinterpret_cast<uint64_t>(buf.data() + 4096));
   }).join();
   if (per_io)
@@ -67,7 +67,7 @@ TEST(Ownership, CommitFromATaskThatDidNotFetchIsEinval) {
   ASSERT_EQ(a.cmd(UBLK_IO_FETCH_REQ, 0, 0, addr), RawIoRing::kPending);
   int other = 0;
   std::thread([&] {
-    RawIoRing b(d.chardev(), c.legacy());
+    RawIoRing b(a, c.legacy());
     other = b.cmd(UBLK_IO_COMMIT_AND_FETCH_REQ, 0, 0, addr, 0);
   }).join();
   EXPECT_EQ(other, -EINVAL) << "a COMMIT from a task that does not own the I/O";
