@@ -1,0 +1,30 @@
+#!/bin/bash
+# Installs what ublkcheck needs on a Debian/Ubuntu host and builds it. Idempotent: a
+# second run installs nothing and only rebuilds what changed.
+#   scripts/bootstrap.sh [BUILD_DIR]      (default: build; WERROR=1 adds -Dwerror=true)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+
+PKGS=(meson ninja-build g++ pkg-config liburing-dev libgtest-dev nlohmann-json3-dev fio
+      qemu-system-x86 busybox-static cpio kmod xz-utils zstd python3 python3-pytest
+      util-linux procps)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "bootstrap: installing ${missing[*]}"
+  SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+opts=()
+[ "${WERROR:-0}" = 1 ] && opts+=(-Dwerror=true)
+if [ ! -f "$BUILD/build.ninja" ]; then
+  meson setup "$BUILD" "${opts[@]}"
+elif ((${#opts[@]})); then
+  meson configure "$BUILD" "${opts[@]}"
+fi
+ninja -C "$BUILD"

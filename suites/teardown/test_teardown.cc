@@ -1,0 +1,106 @@
+// Teardown must be bounded whatever the server does: delete with I/O in flight, a server
+// that never completes an I/O, a server that dies mid-I/O, module reload.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+
+#include "device.h"
+#include "env.h"
+#include "fio.h"
+
+using namespace ublkcheck;
+using namespace ublk;
+using namespace ublk::uapi;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+// DEL_DEV waits for the device to be released, so with a reader holding it open it
+// returns when the reader is done; what must hold is that nothing hangs for good and no
+// report appears: the delete finishes within the reader's own runtime plus a margin.
+TEST(Teardown, DeleteWithIoInFlightIsBounded) {
+  FixtureDevice d({"-t", "fault", "--delay-us", "200000", "-d", "32"});
+  ASSERT_DEVICE(d);
+  BackgroundFio fio(fio_job(d.block(), "randread", "4k", 32, 1, "libaio", 6));
+  std::this_thread::sleep_for(2s);
+  auto t0 = Clock::now();
+  ProcResult r = d.del();
+  EXPECT_EQ(r.status, 0) << r.describe();
+  EXPECT_LT(Clock::now() - t0, 20s) << "DEL_DEV with I/O in flight";
+  RecordProperty("del_ms", std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count()));
+  FioResult f = fio.wait(30s);
+  EXPECT_FALSE(f.proc.timed_out) << "fio hung after the device was deleted";
+}
+
+TEST(Teardown, ServerThatNeverCompletesThenKilledThenDeleted) {
+  FixtureDevice d({"-t", "fault", "--never-complete", "-d", "4"});
+  ASSERT_DEVICE(d);
+  std::atomic<int> done{0};
+  std::thread reader([&] {
+    int fd = open(d.block().c_str(), O_RDONLY | O_DIRECT);
+    void* buf = nullptr;
+    if (fd >= 0 && posix_memalign(&buf, 4096, 4096) == 0) {
+      ssize_t n = pread(fd, buf, 4096, 1 << 20);
+      done = n < 0 ? 2 : 1;
+      free(buf);
+    }
+    if (fd >= 0) close(fd);
+  });
+  std::this_thread::sleep_for(1s);
+  EXPECT_EQ(done.load(), 0) << "the I/O completed although the server never completes";
+  d.kill9();  // what an operator does with a stuck server
+  auto t0 = Clock::now();
+  ProcResult r = d.del();
+  EXPECT_EQ(r.status, 0) << r.describe();
+  EXPECT_LT(Clock::now() - t0, 15s) << "DEL_DEV after the stuck server died";
+  reader.join();
+  EXPECT_EQ(done.load(), 2) << "the held I/O must fail once its server is gone";
+}
+
+TEST(Teardown, ServerDiesMidIoWithoutRecoveryFailsIo) {
+  FixtureDevice d({"-t", "fault", "--die-after", "500"});
+  ASSERT_DEVICE(d);
+  FioResult f = run_fio(fio_job(d.block(), "randread", "4k", 16, 1, "libaio", 10), 60s);
+  EXPECT_FALSE(f.proc.timed_out) << "I/O hung after the server died";
+  EXPECT_NE(f.error, 0) << "I/O after the server died must fail: " << f.describe();
+  auto t0 = Clock::now();
+  ProcResult r = d.del();
+  EXPECT_EQ(r.status, 0) << r.describe();
+  EXPECT_LT(Clock::now() - t0, 10s);
+}
+
+TEST(Teardown, StopThenDeleteWhileServerAlive) {
+  FixtureDevice d({"-t", "null", "-q", "2"});
+  ASSERT_DEVICE(d);
+  const int pid = d.pid();
+  Control c;
+  ASSERT_EQ(c.stop_dev(uint32_t(d.id())), 0);
+  // The server's commands are aborted by STOP: it exits by itself.
+  for (int i = 0; i < 200 && kill(pid, 0) == 0; i++) std::this_thread::sleep_for(25ms);
+  EXPECT_NE(kill(pid, 0), 0) << "server still alive 5 s after STOP_DEV";
+  EXPECT_EQ(d.del().status, 0);
+}
+
+TEST(Teardown, ModuleReloadWithNoDevices) {
+  struct stat st {};
+  if (stat("/sys/module/ublk_drv/initstate", &st) != 0)
+    GTEST_SKIP() << "ublk_drv is built in (or not loaded as a module): nothing to reload";
+  if (stat("/sys/module/ublk_drv/holders", &st) == 0 && getenv("UBLKCHECK_PATCHED_MODULE"))
+    GTEST_SKIP() << "a patched ublk_drv.ko is loaded; reloading would swap in the stock one";
+  ProcResult l = fixture({"list", "--json"});
+  ASSERT_EQ(l.status, 0) << l.describe();
+  if (l.out.find("dev_id") != std::string::npos) GTEST_SKIP() << "devices exist: " << l.out;
+  ProcResult rm = run({"modprobe", "-r", "ublk_drv"}, 30s);
+  ASSERT_EQ(rm.status, 0) << rm.describe();
+  EXPECT_NE(stat("/dev/ublk-control", &st), 0) << "control node survived module removal";
+  ProcResult add = run({"modprobe", "ublk_drv"}, 30s);
+  ASSERT_EQ(add.status, 0) << add.describe();
+  for (int i = 0; i < 100 && stat("/dev/ublk-control", &st) != 0; i++) std::this_thread::sleep_for(20ms);
+  ASSERT_EQ(stat("/dev/ublk-control", &st), 0);
+  FixtureDevice d({"-t", "null"});
+  EXPECT_TRUE(d.ok()) << "device after reload: " << d.error();
+}
