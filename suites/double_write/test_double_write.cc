@@ -37,10 +37,10 @@ class DoubleWrite : public testing::Test {
     unlink(img_.c_str());
     unlink(journal_.c_str());
   }
-  // Every write is stored, then held 300 ms (reads are not delayed) before its completion is committed: a kill
+  // Every write is stored, then held 100 ms (reads are not delayed) before its completion is committed: a kill
   // in that window leaves written-but-unacknowledged requests in the driver.
   std::vector<std::string> args(const char* recovery) {
-    return {"-t", "fault", "--file", img_, recovery, "--journal", journal_, "--delay-us", "300000",
+    return {"-t", "fault", "--file", img_, recovery, "--journal", journal_, "--delay-us", "100000",
             "--delay-ops", "write", "-d", "16"};
   }
   std::string img_, journal_;
@@ -49,7 +49,7 @@ class DoubleWrite : public testing::Test {
 // fio writer with its own verify: every block's header carries a checksum and offset.
 std::vector<std::string> writer(const std::string& dev) {
   auto a = fio_job(dev, "write", "4k", 16, 1, "libaio", 0);
-  a.insert(a.end(), {"--size=2M", "--verify=crc32c", "--do_verify=1", "--verify_fatal=1"});
+  a.insert(a.end(), {"--size=1M", "--verify=crc32c", "--do_verify=1", "--verify_fatal=1"});
   return a;
 }
 
