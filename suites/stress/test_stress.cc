@@ -44,6 +44,22 @@ TEST(Stress, SeedLibaioBatched) {
   RecordProperty("read_iops", std::to_string(int(r.read_iops)));
 }
 
+// The same load with kublk's dealing, where one task owns tag t of both queues: the shape
+// under which the reviewed v7 per-io-daemon patch crashed (fixtures/mutants/
+// per-io-daemon-v7-batch.patch reproduces it in seconds). 8 jobs x iodepth 128 oversubscribe
+// the 2 x 128 tags, so submitters sleep for tags, wake on the other CPU and mix both
+// hardware queues in one plug batch.
+TEST(Stress, SeedPanicWorkload) {
+  REQUIRE_FEATURE(UBLK_F_PER_IO_DAEMON);
+  FixtureDevice d({"-t", "null", "-q", "2", "--nthreads", "4", "--per-io-tasks", "--io-map", "kublk"});
+  ASSERT_DEVICE(d);
+  auto a = fio_job(d.block(), "randread", "4k", 128, 8, "libaio", stress_seconds());
+  a.insert(a.end(), {"--iodepth_batch_submit=32", "--iodepth_batch_complete_min=32"});
+  FioResult r = run_fio(a, budget());
+  ASSERT_TRUE(r.ok()) << r.describe();
+  RecordProperty("read_iops", std::to_string(int(r.read_iops)));
+}
+
 TEST(Stress, SeedIoUringSqpollBatched) {
   REQUIRE_FEATURE(UBLK_F_PER_IO_DAEMON);
   FixtureDevice d(kSeedDevice);
