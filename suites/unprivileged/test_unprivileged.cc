@@ -199,3 +199,25 @@ TEST_F(Unprivileged, CannotControlAnotherUsersDevice) {
   c.set_prefix_dev_path(true);
   EXPECT_EQ(c.del_dev(id), 0);  // root may delete it
 }
+
+TEST_F(Unprivileged, CannotControlARootDevice) {
+  FixtureDevice d({"-t", "null"});
+  ASSERT_DEVICE(d);
+  const uint32_t id = uint32_t(d.id());
+  int rc = as_user(kUser, [id] {
+    Control c;
+    ublksrv_ctrl_dev_info info{};
+    ublksrv_ctrl_cmd cmd{};
+    cmd.dev_id = id;
+    cmd.queue_id = uint16_t(-1);
+    cmd.addr = reinterpret_cast<uint64_t>(&info);
+    cmd.len = sizeof(info);
+    int r1 = c.raw(UBLK_U_CMD_GET_DEV_INFO, cmd);
+    int r2 = c.stop_dev(id);
+    if (r1 != -EPERM) return 100 + errno_code(r1) % 100;
+    if (r2 != -EPERM) return 200 + errno_code(r2) % 50;
+    return 0;
+  });
+  EXPECT_EQ(rc, 0) << "a user without CAP_SYS_ADMIN reached root's device (100+e: GET_DEV_INFO, 200+e: STOP_DEV)";
+  EXPECT_EQ(d.state(), "LIVE");
+}
