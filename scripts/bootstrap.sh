@@ -1,5 +1,7 @@
 #!/bin/bash
-# Installs what ublkcheck needs on a Debian/Ubuntu host and builds it. Idempotent: a
+# Installs what ublkcheck needs on a Debian/Ubuntu host and builds it (kernel-module
+# builds for --patch need gcc, make, flex, bison, bc, libelf, libssl and dwarves: without
+# pahole the module's struct module misses the BTF fields and insmod refuses it). Idempotent: a
 # second run installs nothing and only rebuilds what changed.
 #   scripts/bootstrap.sh [BUILD_DIR]      (default: build; WERROR=1 adds -Dwerror=true)
 set -euo pipefail
@@ -8,7 +10,7 @@ BUILD=${1:-build}
 
 PKGS=(meson ninja-build g++ pkg-config liburing-dev libgtest-dev nlohmann-json3-dev fio
       qemu-system-x86 busybox-static cpio kmod xz-utils zstd python3 python3-pytest
-      util-linux procps)
+      util-linux procps dwarves flex bison bc libelf-dev libssl-dev make gcc)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

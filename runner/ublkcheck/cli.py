@@ -1,0 +1,177 @@
+"""ublkcheck command line: run, scan, list-kernels, reproduce, zoo."""
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .errors import UserError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _results_dir(base: str | None, label: str) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    safe = label.replace(":", "-").replace("/", "_")
+    d = Path(base) if base else REPO / "results" / f"{stamp}-{safe}"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def add_run_args(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--kernel", default="debian:sid",
+                    help="debian:sid|experimental|trixie|bookworm-backports|<version>, or a bzImage path")
+    ap.add_argument("--modules", help="lib/modules/<release> directory for a bzImage --kernel")
+    ap.add_argument("--patch", action="append", default=[], type=Path,
+                    help="patch to drivers/block/ublk_drv.c; the module is rebuilt and loaded instead")
+    ap.add_argument("--build", default=str(REPO / "build"), type=Path, help="meson build dir (default ./build)")
+    ap.add_argument("--suite", default="vm", help="meson suite to run (default vm)")
+    ap.add_argument("--filter", action="append", default=[], help="glob on test names (repeatable)")
+    ap.add_argument("--exclude", action="append", default=[], help="glob of tests to leave out")
+    ap.add_argument("--smp", type=int, default=2)
+    ap.add_argument("--mem", type=int, default=3072, help="guest memory in MiB")
+    ap.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
+    ap.add_argument("--timeout", type=float, default=3600, help="whole run, seconds")
+    ap.add_argument("--hang-timeout", type=float, default=120, help="no output nor progress, seconds")
+    ap.add_argument("--grace", type=float, default=20, help="after a kernel report, seconds")
+    ap.add_argument("--append", default="", help="extra kernel command line")
+    ap.add_argument("--results", help="results directory (default results/<time>-<kernel>)")
+    ap.add_argument("--stress-seconds", type=int, help="UBLKCHECK_STRESS_SECONDS for the stress suite")
+    ap.add_argument("--timings", action="store_true", help="print the slowest tests")
+    ap.add_argument("-q", "--quiet", action="store_true")
+
+
+def resolve_kernel(args):
+    from .kernel import DebianKernels, from_paths
+    if args.kernel.startswith("debian:"):
+        dk = DebianKernels()
+        return dk, dk.fetch(args.kernel)
+    return None, from_paths(args.kernel, args.modules)
+
+
+def build_module(dk, kernel, patches: list[Path]) -> Path | None:
+    if not patches:
+        return None
+    from .patch import ModuleBuilder
+    if dk is None:
+        raise UserError("--patch works with --kernel debian:... (a tree build is the other route)")
+    print(f"ublkcheck: building ublk_drv.ko for {kernel.release} with {', '.join(map(str, patches))}",
+          file=sys.stderr)
+    return ModuleBuilder(dk, kernel).build(patches)
+
+
+def execute(args, command: list[str] | None, label: str | None = None):
+    """Shared by run/reproduce/zoo: boots and runs, returns (RunResult, outdir)."""
+    from . import vm
+    from .discover import discover
+    from .orchestrate import Limits, Orchestrator
+    from .results import write_all
+    dk, kernel = resolve_kernel(args)
+    module = build_module(dk, kernel, args.patch)
+    accel = args.accel if args.accel != "auto" else ("kvm" if vm.kvm_usable() and os.environ.get("UBLKCHECK_TRY_KVM") else "tcg")
+    vm.qemu_binary()
+    cfg = vm.VmConfig(smp=args.smp, mem_mb=args.mem, accel=accel, append=args.append)
+    out = _results_dir(args.results, label or args.kernel)
+    limits = Limits(timeout=args.timeout, hang_timeout=args.hang_timeout, grace=args.grace)
+    env = {}
+    if args.stress_seconds:
+        env["UBLKCHECK_STRESS_SECONDS"] = str(args.stress_seconds)
+    if module:
+        env["UBLKCHECK_PATCHED_MODULE"] = str(module)
+    plan = {"cwd": os.getcwd(), "module": str(module) if module else None,
+            "fixture": str(args.build / "fixtures" / "ublk-fixture"), "env": env}
+    if command:
+        tests = []
+        plan["command"] = shlex.join(command) if len(command) > 1 else command[0]
+        plan["command_name"] = "command"
+    else:
+        tests = discover(args.build, args.suite, args.filter, args.exclude)
+        if not tests:
+            raise UserError(f"no tests match in {args.build} (suite {args.suite}, filter {args.filter or '*'})")
+        plan["tests"] = [t.to_dict() for t in tests]
+        plan["command"] = None
+    orch = Orchestrator(kernel, cfg, out, limits, module=module, env=env, quiet=args.quiet or bool(command) is False)
+    if command and not args.quiet:
+        orch.quiet = False
+    run = orch.run(plan, tests, args.kernel, [str(p) for p in args.patch])
+    write_all(run, out)
+    return run, out
+
+
+def cmd_run(args, command) -> int:
+    from .results import summary_table
+    run, out = execute(args, command)
+    print(summary_table(run, only_problems=len(run.tests) > 30))
+    if args.timings:
+        slow = sorted(run.tests, key=lambda t: -t.duration_s)[:15]
+        print("slowest tests:")
+        for t in slow:
+            print(f"  {t.duration_s:7.1f}s  {t.name}")
+    print(f"boot to agent: {run.boot_seconds}s; results in {out}")
+    if command and run.tests and run.tests[0].properties.get("exit_code") not in (None, 0):
+        return int(run.tests[0].properties["exit_code"]) or 1
+    return 0 if run.ok() else 1
+
+
+def cmd_list_kernels(_args) -> int:
+    from .kernel import DebianKernels
+    dk = DebianKernels()
+    print("cached:")
+    for c in dk.cached() or ["(none)"]:
+        print(f"  {c}")
+    print(f"available on {dk.apt.mirror}:")
+    for suite, ver in sorted(dk.available().items()):
+        note = "  (no ublk: CONFIG_BLK_DEV_UBLK is not set)" if suite == "bookworm" else ""
+        print(f"  debian:{suite:20s} linux-image-amd64 {ver}{note}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = None
+    if "--" in argv:
+        i = argv.index("--")
+        argv, command = argv[:i], argv[i + 1:]
+    ap = argparse.ArgumentParser(prog="ublkcheck", description="ublk driver conformance and stress tests in QEMU")
+    ap.add_argument("--list-kernels", action="store_true", help="show cached and available kernels")
+    sub = ap.add_subparsers(dest="cmd")
+    r = sub.add_parser("run", help="boot a kernel and run the vm suites (or `-- COMMAND`)")
+    add_run_args(r)
+    s = sub.add_parser("scan", help="find kernel reports in a console log")
+    s.add_argument("rest", nargs=argparse.REMAINDER)
+    sub.add_parser("list-kernels", help="show cached and available kernels")
+    rp = sub.add_parser("reproduce", help="reproduce a known bug (seed-panic)")
+    rp.add_argument("what", choices=["seed-panic"])
+    rp.add_argument("--attempts", type=int, default=3)
+    rp.add_argument("--seconds", type=int, default=60, help="load per attempt")
+    add_run_args(rp)
+    z = sub.add_parser("zoo", help="run the suite against every mutant in fixtures/mutants")
+    z.add_argument("--mutant", action="append", default=[], help="only these mutants (name)")
+    z.add_argument("--all-tests", action="store_true", help="run the whole suite per mutant")
+    add_run_args(z)
+    args = ap.parse_args(argv)
+    try:
+        if args.list_kernels or args.cmd == "list-kernels":
+            return cmd_list_kernels(args)
+        if args.cmd == "scan":
+            from .scan import scan_cli
+            return scan_cli(args.rest)
+        if args.cmd == "run":
+            return cmd_run(args, command)
+        if args.cmd == "reproduce":
+            from .reproduce import reproduce
+            return reproduce(args)
+        if args.cmd == "zoo":
+            from .zoo import zoo
+            return zoo(args)
+        ap.print_help()
+        return 2
+    except UserError as e:
+        print(f"ublkcheck: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ublkcheck: interrupted", file=sys.stderr)
+        return 130

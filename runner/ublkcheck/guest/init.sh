@@ -1,0 +1,39 @@
+#!/bin/busybox sh
+# PID 1 of the guest: mount the host's root read-only (9p) under a tmpfs overlay, the run's
+# results directory read-write, the kernel's modules, then run the agent in a chroot.
+# Variables come from the kernel command line (no dot in their names -> environment).
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in $(cat /modules.order); do insmod /mods/$m.ko 2>/dev/null; done
+echo "ublkcheck-init: kernel $(uname -r) up $(cut -d' ' -f1 /proc/uptime)"
+mkdir -p /mnt/host /mnt/up /mnt/results /newroot
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro hostroot /mnt/host || {
+  echo "ublkcheck-init: cannot mount the host root (9p)"; poweroff -f; }
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 results /mnt/results || {
+  echo "ublkcheck-init: cannot mount the results share (9p)"; poweroff -f; }
+mount -t tmpfs -o size=75% tmpfs /mnt/up
+mkdir -p /mnt/up/upper /mnt/up/work
+mount -t overlay overlay -o lowerdir=/mnt/host,upperdir=/mnt/up/upper,workdir=/mnt/up/work /newroot
+for d in proc sys dev tmp run; do mkdir -p /newroot/$d; done
+mount -t proc proc /newroot/proc
+mount -t sysfs sys /newroot/sys
+mount -t devtmpfs dev /newroot/dev
+mount -t tmpfs tmpfs /newroot/tmp
+mount -t tmpfs tmpfs /newroot/run
+ln -sf /proc/self/fd /newroot/dev/fd
+ln -sf /proc/self/fd/0 /newroot/dev/stdin
+ln -sf /proc/self/fd/1 /newroot/dev/stdout
+ln -sf /proc/self/fd/2 /newroot/dev/stderr
+mkdir -p /newroot/lib/modules/$KREL /newroot/ublkcheck-results
+mount --bind /newroot$KMODS /newroot/lib/modules/$KREL
+mount --bind /mnt/results /newroot/ublkcheck-results
+# No udev in the guest: devtmpfs creates nodes; a settle that waits for nothing is right.
+printf '#!/bin/sh\nexit 0\n' > /mnt/up/udevadm && chmod +x /mnt/up/udevadm
+mount --bind /mnt/up/udevadm /newroot/usr/bin/udevadm 2>/dev/null
+echo "ublkcheck-init: agent start up $(cut -d' ' -f1 /proc/uptime)"
+chroot /newroot /usr/bin/python3 "$AGENT" /ublkcheck-results/plan.json
+echo "ublkcheck-init: agent exited $?"
+sync
+poweroff -f

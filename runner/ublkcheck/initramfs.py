@@ -1,0 +1,102 @@
+"""The guest's initramfs: static busybox, the modules needed to reach the host's root
+(virtio, 9p, overlay, in dependency order) and init.sh. Cached by kernel and inputs."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import lzma
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from .errors import UserError
+from .kernel import Kernel, cache_dir
+
+BOOT_MODULES = ["virtio_pci", "9pnet_virtio", "9p", "overlay"]
+BUSYBOX = Path("/bin/busybox")
+INIT = Path(__file__).parent / "guest" / "init.sh"
+
+
+def module_closure(kernel: Kernel, names: list[str]) -> list[Path]:
+    """Module files to insmod, dependencies first (built-ins drop out: modprobe says 'builtin')."""
+    base = kernel.modules.parent.parent
+    if base.name == "lib":
+        base = base.parent
+    else:
+        base = kernel.modules.parent.parent / ".depmod-root"
+    out: list[Path] = []
+    for n in names:
+        p = subprocess.run(["modprobe", "-d", str(base), "-S", kernel.release, "--show-depends", n],
+                           capture_output=True, text=True)
+        if p.returncode != 0 and "not found" in p.stderr:
+            continue  # not a module of this kernel (built in, or absent: init copes)
+        for line in p.stdout.splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[0] == "insmod":
+                path = Path(parts[1])
+                if path not in out:
+                    out.append(path)
+    return out
+
+
+def _decompress(path: Path) -> bytes:
+    data = path.read_bytes()
+    if path.suffix == ".xz":
+        return lzma.decompress(data)
+    if path.suffix == ".gz":
+        return gzip.decompress(data)
+    if path.suffix == ".zst":
+        p = subprocess.run(["zstd", "-dc", str(path)], capture_output=True, check=True)
+        return p.stdout
+    return data
+
+
+def _ko_name(path: Path) -> str:
+    name = path.name
+    for ext in (".xz", ".gz", ".zst"):
+        name = name.removesuffix(ext)
+    return name.removesuffix(".ko")
+
+
+def build(kernel: Kernel) -> Path:
+    if not BUSYBOX.is_file():
+        raise UserError("/bin/busybox missing: install busybox-static (scripts/bootstrap.sh does)")
+    mods = module_closure(kernel, BOOT_MODULES)
+    h = hashlib.sha256()
+    for p in [BUSYBOX, INIT, *mods]:
+        h.update(str(p).encode())
+        h.update(p.read_bytes())
+    out = cache_dir() / "initramfs" / f"{kernel.release}-{h.hexdigest()[:16]}.cpio.gz"
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = out.with_suffix(".d")
+    shutil.rmtree(stage, ignore_errors=True)
+    for d in ("bin", "dev", "proc", "sys", "mods", "mnt"):
+        (stage / d).mkdir(parents=True)
+    shutil.copy2(BUSYBOX, stage / "bin" / "busybox")
+    shutil.copy2(INIT, stage / "init")
+    os.chmod(stage / "init", 0o755)
+    order = []
+    for m in mods:
+        name = _ko_name(m)
+        (stage / "mods" / f"{name}.ko").write_bytes(_decompress(m))
+        order.append(name)
+    (stage / "modules.order").write_text("\n".join(order) + "\n")
+    files = subprocess.run(["find", "."], cwd=stage, capture_output=True, text=True, check=True).stdout
+    cpio = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=stage, input=files.encode(),
+                          capture_output=True, check=True).stdout
+    tmp = out.with_suffix(".tmp")
+    with gzip.open(tmp, "wb", compresslevel=6) as f:
+        f.write(cpio)
+    tmp.rename(out)
+    shutil.rmtree(stage, ignore_errors=True)
+    return out
+
+
+def list_contents(path: Path) -> list[str]:
+    data = gzip.decompress(path.read_bytes())
+    p = subprocess.run(["cpio", "-t", "--quiet"], input=data, capture_output=True, check=True)
+    return p.stdout.decode().split()

@@ -1,0 +1,266 @@
+"""The run loop: boot a guest, let the agent run the planned tests, follow the console and
+the agent's events, and turn panics, hangs and kernel reports into FAILs with evidence.
+After a dead guest, boot a fresh one for the tests that remain."""
+from __future__ import annotations
+
+import json
+import re
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import initramfs, vm
+from .discover import PlannedTest
+from .kernel import Kernel
+from .model import Report, RunResult, TestResult
+from .scan import header_kind, scan_lines, strip_prefix
+
+AGENT = Path(__file__).parent / "guest" / "agent.py"
+_MARK = re.compile(r"ublkcheck: (START|END) (\S+)")
+
+
+@dataclass
+class Limits:
+    timeout: float = 3600.0       # whole run
+    hang_timeout: float = 120.0   # no console output and no agent event for this long
+    grace: float = 20.0           # after a kernel report, time the test gets to finish
+    boot_timeout: float = 90.0    # qemu start -> agent running
+
+
+@dataclass
+class Boot:
+    lines: list[str] = field(default_factory=list)
+    first_report: dict = field(default_factory=dict)  # test -> monotonic time of its first report
+
+
+class Progress:
+    def __init__(self, total: int, stream=sys.stderr):
+        self.total, self.stream, self.t0 = total, stream, time.monotonic()
+        self.tty = stream.isatty()
+
+    def show(self, done: int, current: str) -> None:
+        el = time.monotonic() - self.t0
+        eta = f"{el / done * (self.total - done):.0f}s" if done else "?"
+        msg = f"[{done}/{self.total}] {el:.0f}s elapsed, ETA {eta}  {current[:70]}"
+        if self.tty:
+            self.stream.write("\r\x1b[K" + msg)
+        elif current:
+            self.stream.write(msg + "\n")
+        self.stream.flush()
+
+    def end(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+
+
+class Orchestrator:
+    def __init__(self, kernel: Kernel, cfg: vm.VmConfig, outdir: Path, limits: Limits,
+                 module: Path | None = None, env: dict | None = None, quiet: bool = False):
+        self.kernel, self.cfg, self.out, self.limits = kernel, cfg, outdir, limits
+        self.module, self.env, self.quiet = module, env or {}, quiet
+        self.share = outdir / "share"
+        self.share.mkdir(parents=True, exist_ok=True)
+        self.events_path = self.share / "events.jsonl"
+        self.console = outdir / "console.log"
+        self.results: dict[str, dict] = {}
+        self.boot_seconds: float | None = None
+        self.boots = 0
+        self.kernel_release = ""
+        self.features = None
+        self.all_lines: list[tuple[int, str]] = []   # (boot number, line)
+        self.boot_errors: list[str] = []
+
+    # --- events from the agent ---
+    def _read_events(self, pos: int) -> tuple[int, list[dict]]:
+        if not self.events_path.exists():
+            return pos, []
+        with open(self.events_path) as f:
+            f.seek(pos)
+            data = f.read()
+        if not data.endswith("\n"):
+            data = data[: data.rfind("\n") + 1]
+        evs = [json.loads(l) for l in data.splitlines() if l.strip()]
+        return pos + len(data.encode()), evs
+
+    def _append_event(self, ev: dict) -> None:
+        with open(self.events_path, "a") as f:
+            f.write(json.dumps(ev) + "\n")
+
+    def _write_plan(self, plan: dict) -> None:
+        (self.share / "plan.json").write_text(json.dumps(plan, indent=1))
+
+    # --- one guest ---
+    def _boot(self, plan: dict, expected: list[str], progress: Progress | None) -> str:
+        """Runs one guest until it ends; returns why it ended."""
+        self.boots += 1
+        boot = Boot()
+        monitor = self.out / f"monitor-{self.boots}.sock"
+        initrd = initramfs.build(self.kernel)
+        argv = vm.command_line(self.kernel, initrd, self.share, self.cfg, monitor, AGENT)
+        current: dict = {"name": None, "since": 0.0}
+
+        def on_line(idx: int, text: str) -> None:
+            boot.lines.append(text)
+            if not self.quiet and progress is None:
+                print(text, flush=True)
+            m = _MARK.search(text)
+            if m:
+                current["name"] = m.group(2) if m.group(1) == "START" else None
+                return
+            if current["name"] and header_kind(text):
+                boot.first_report.setdefault(current["name"], time.monotonic())
+
+        guest = vm.Guest(argv, self.console, monitor, on_line)
+        with open(self.console, "a") as f:
+            f.write(f"===== ublkcheck boot {self.boots}: {' '.join(argv)}\n")
+        guest.start()
+        pos = self.events_path.stat().st_size if self.events_path.exists() else 0
+        last_event = time.monotonic()
+        agent_up = False
+        why = "exited"
+        started_name = None
+        while True:
+            time.sleep(0.25)
+            pos, evs = self._read_events(pos)
+            now = time.monotonic()
+            for ev in evs:
+                last_event = now
+                if ev["event"] == "boot":
+                    agent_up = True
+                    if self.boot_seconds is None:
+                        self.boot_seconds = round(now - guest.started, 2)
+                    self.kernel_release = ev.get("release", "")
+                    if ev.get("features") is not None:
+                        self.features = ev["features"]
+                    if ev.get("error"):
+                        self.boot_errors.append(ev["error"])
+                elif ev["event"] == "start":
+                    started_name = ev["name"]
+                    if progress:
+                        progress.show(len(self.results), started_name)
+                elif ev["event"] == "result":
+                    self.results[ev["name"]] = ev
+                    started_name = None
+            if not guest.running():
+                why = "exited"
+                break
+            idle = now - max(guest.last_output, last_event)
+            if not agent_up and now - guest.started > self.limits.boot_timeout:
+                why = f"boot: no agent after {self.limits.boot_timeout:.0f}s"
+                break
+            rep_t = boot.first_report.get(started_name) if started_name else None
+            if rep_t and now - rep_t > self.limits.grace:
+                why = f"a kernel report, and the test did not finish within {self.limits.grace:.0f}s"
+                break
+            if agent_up and idle > self.limits.hang_timeout:
+                why = f"hang: no console output and no progress for {self.limits.hang_timeout:.0f}s"
+                break
+            if now - self._t0 > self.limits.timeout:
+                why = f"run timeout ({self.limits.timeout:.0f}s)"
+                break
+        if guest.running():
+            # Evidence first: blocked tasks and all tasks, then stop the guest.
+            guest.sysrq("w")
+            time.sleep(2)
+            guest.sysrq("t")
+            time.sleep(3)
+        rc = guest.stop()
+        pos, evs = self._read_events(pos)
+        for ev in evs:
+            if ev["event"] == "result":
+                self.results[ev["name"]] = ev
+                if ev["name"] == started_name:
+                    started_name = None
+            elif ev["event"] == "start":
+                started_name = ev["name"]
+        self.all_lines += [(self.boots, l) for l in boot.lines]
+        panicked = any("Kernel panic - not syncing" in l for l in boot.lines)
+        if panicked:
+            why = "kernel panic"
+        if started_name and started_name not in self.results:
+            evidence = self._evidence(boot.lines, started_name)
+            ev = {"event": "result", "name": started_name, "status": "fail", "duration": 0.0,
+                  "message": f"guest lost during the test ({why})\n{evidence}", "skip_reason": "",
+                  "properties": {"guest_end": why}}
+            self.results[started_name] = ev
+            self._append_event(ev)
+        if not agent_up:
+            self.boot_errors.append(f"boot {self.boots}: {why} (qemu exit {rc})")
+        return why
+
+    @staticmethod
+    def _evidence(lines: list[str], name: str, n: int = 60) -> str:
+        start = 0
+        for i, l in enumerate(lines):
+            if f"ublkcheck: START {name}" in l:
+                start = i
+        tail = lines[start:]
+        return "\n".join(strip_prefix(l) for l in tail[-n:])
+
+    # --- whole runs ---
+    def run(self, plan: dict, tests: list[PlannedTest], spec: str, patches: list[str]) -> RunResult:
+        self._t0 = time.monotonic()
+        started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        names = [t.name for t in tests]
+        progress = Progress(len(names)) if not self.quiet and tests else None
+        failed_boots = 0
+        while True:
+            self._write_plan(plan)
+            before = len(self.results)
+            self._boot(plan, names, progress)
+            remaining = [n for n in names if n not in self.results]
+            if plan.get("command") is not None or not remaining:
+                break
+            if len(self.results) == before:
+                failed_boots += 1
+                if failed_boots >= 2:
+                    break
+            if time.monotonic() - self._t0 > self.limits.timeout:
+                break
+        if progress:
+            progress.end()
+        return self._assemble(tests, plan, spec, patches, started)
+
+    def _assemble(self, tests, plan, spec, patches, started) -> RunResult:
+        run = RunResult(run_id=self.out.name, kernel_spec=spec, kernel_release=self.kernel_release,
+                        features=self.features, host=socket.gethostname(), accel=self.cfg.accel,
+                        boot_seconds=self.boot_seconds, boots=self.boots, started=started,
+                        duration_s=round(time.monotonic() - self._t0, 1), patches=patches)
+        order = [t.name for t in tests] or [plan.get("command_name")]
+        suites = {t.name: t.suite for t in tests}
+        for name in order:
+            ev = self.results.get(name)
+            if ev is None:
+                why = "; ".join(self.boot_errors) or "not reached (the run ended early)"
+                tr = TestResult(name=name, suite=suites.get(name, "command"), status="error", message=why)
+            else:
+                tr = TestResult(name=name, suite=suites.get(name, "command"), status=ev["status"],
+                                duration_s=round(ev.get("duration", 0.0), 2), skip_reason=ev.get("skip_reason", ""),
+                                message=ev.get("message", ""), properties=ev.get("properties", {}))
+            tr.kernel = self.kernel_release
+            run.tests.append(tr)
+        by_name = {t.name: t for t in run.tests}
+        # Scan each boot's console; a report belongs to the test whose START precedes it.
+        for b in range(1, self.boots + 1):
+            lines = [l for (bb, l) in self.all_lines if bb == b]
+            owner: list[str | None] = []
+            cur = None
+            for l in lines:
+                m = _MARK.search(l)
+                if m:
+                    cur = m.group(2) if m.group(1) == "START" else None
+                owner.append(cur)
+            for r in scan_lines(lines):
+                r.test = owner[r.line] if r.line < len(owner) else None
+                run.reports.append(r)
+                t = by_name.get(r.test) if r.test else None
+                if t is None:
+                    continue
+                t.reports.append(r)
+                if t.status in ("pass", "skip"):
+                    t.status = "fail"
+                    t.message = (f"kernel report during the test: {r.title}\n" + t.message).strip()
+        return run

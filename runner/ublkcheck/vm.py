@@ -1,0 +1,127 @@
+"""One QEMU guest: command line, serial console capture with host timestamps, a monitor
+socket for sysrq, and a bounded stop."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import UserError
+from .kernel import Kernel
+
+
+@dataclass
+class VmConfig:
+    smp: int = 2
+    mem_mb: int = 3072
+    accel: str = "tcg"          # "kvm" or "tcg"
+    append: str = ""            # extra kernel command line
+
+
+def qemu_binary() -> str:
+    q = shutil.which("qemu-system-x86_64")
+    if not q:
+        raise UserError("qemu-system-x86_64 not found: install qemu-system-x86 (scripts/bootstrap.sh does)")
+    return q
+
+
+def kvm_usable() -> bool:
+    """/dev/kvm is there and ours; whether it really runs a guest is found out by booting
+    (orchestrate falls back to TCG when a KVM guest dies before init speaks)."""
+    return os.access("/dev/kvm", os.R_OK | os.W_OK) and not os.environ.get("UBLKCHECK_NO_KVM")
+
+
+def command_line(kernel: Kernel, initrd: Path, share: Path, cfg: VmConfig, monitor: Path,
+                 agent: Path) -> list[str]:
+    accel = ["-accel", "kvm", "-cpu", "host"] if cfg.accel == "kvm" else \
+        ["-accel", "tcg,thread=multi", "-cpu", "max"]
+    cmdline = (f"console=ttyS0 loglevel=4 panic=-1 KREL={kernel.release} KMODS={kernel.modules} "
+               f"AGENT={agent} {cfg.append}").strip()
+    return [qemu_binary(), "-nographic", "-no-reboot", "-nic", "none", *accel,
+            "-smp", str(cfg.smp), "-m", str(cfg.mem_mb),
+            "-kernel", str(kernel.vmlinuz), "-initrd", str(initrd),
+            "-fsdev", "local,id=hostroot,path=/,readonly=on,security_model=none,multidevs=remap",
+            "-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot",
+            "-fsdev", f"local,id=results,path={share},security_model=none,multidevs=remap",
+            "-device", "virtio-9p-pci,fsdev=results,mount_tag=results",
+            "-monitor", f"unix:{monitor},server,nowait",
+            "-append", cmdline]
+
+
+@dataclass
+class Guest:
+    argv: list[str]
+    console_log: Path
+    monitor: Path
+    on_line: callable = None              # called with (index, text) for every console line
+    lines: list[str] = field(default_factory=list)
+    started: float = 0.0
+    last_output: float = 0.0
+
+    def start(self) -> None:
+        self.started = self.last_output = time.monotonic()
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self._log = open(self.console_log, "a", encoding="utf-8", errors="replace")
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        buf = b""
+        while True:
+            chunk = self.proc.stdout.read1(65536) if hasattr(self.proc.stdout, "read1") else self.proc.stdout.read(1)
+            if not chunk:
+                break
+            buf += chunk
+            while b"\n" in buf:
+                raw, buf = buf.split(b"\n", 1)
+                self._emit(raw)
+        if buf:
+            self._emit(buf)
+
+    def _emit(self, raw: bytes) -> None:
+        text = raw.decode("utf-8", errors="replace").rstrip("\r")
+        # Strip terminal escape noise from SeaBIOS/qemu; keep the guest's text intact.
+        text = text.replace("\x1bc", "").replace("\x1b[?7l", "").replace("\x1b[2J", "").replace("\x1b[0m", "")
+        self.last_output = time.monotonic()
+        stamp = self.last_output - self.started
+        idx = len(self.lines)
+        self.lines.append(text)
+        self._log.write(f"[{stamp:9.3f}] {text}\n")
+        self._log.flush()
+        if self.on_line:
+            self.on_line(idx, text)
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def monitor_cmd(self, cmd: str) -> None:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(2)
+                s.connect(str(self.monitor))
+                s.sendall(cmd.encode() + b"\n")
+                time.sleep(0.2)
+        except OSError:
+            pass
+
+    def sysrq(self, key: str) -> None:
+        """Magic SysRq through the emulated keyboard (w: blocked tasks, t: all tasks)."""
+        self.monitor_cmd(f"sendkey alt-sysrq-{key}")
+
+    def stop(self, grace: float = 5.0) -> int:
+        if self.running():
+            self.monitor_cmd("quit")
+            try:
+                self.proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(timeout=5)
+        self._log.close()
+        return self.proc.returncode
