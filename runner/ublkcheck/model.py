@@ -58,7 +58,10 @@ class RunResult:
         return t
 
     def ok(self) -> bool:
-        return all(r.status in ("pass", "skip") for r in self.tests)
+        """Nothing failed, except tests failed only by a documented kernel bug
+        (ci/known-issues.json): those stay FAIL in every report but do not fail the run."""
+        return all(r.status in ("pass", "skip") or r.properties.get("known_issue")
+                   for r in self.tests)
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import initramfs, vm
+from . import initramfs, known, vm
 from .discover import PlannedTest
 from .kernel import Kernel
 from .model import Report, RunResult, TestResult
@@ -263,4 +263,5 @@ class Orchestrator:
                 if t.status in ("pass", "skip"):
                     t.status = "fail"
                     t.message = (f"kernel report during the test: {r.title}\n" + t.message).strip()
+        known.annotate(run, known.load())
         return run

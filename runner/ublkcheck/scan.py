@@ -65,9 +65,16 @@ def strip_prefix(line: str) -> str:
     return _PREFIX.sub("", line, count=1).strip("\r")
 
 
+def _bare(name: str) -> str:
+    return re.sub(r"\.(cold|isra|constprop|part|lto_priv|llvm)(\.\d+)*", "", name)
+
+
 def clean_frame(name: str) -> str:
-    name = re.sub(r"\.(cold|isra|constprop|part|lto_priv)(\.\d+)*", "", name)
-    return name.lstrip("_") if name.startswith("__") else name
+    return _bare(name).lstrip("_")
+
+
+def _generic(name: str) -> bool:
+    return bool(SKIP_FRAMES.match(_bare(name)))
 
 
 def header_kind(line: str) -> str | None:
@@ -85,12 +92,12 @@ def _frame_in(body: list[str]) -> str | None:
     for raw in body:
         t = strip_prefix(raw)
         m = _RIP.match(t)
-        if m and not SKIP_FRAMES.match(m.group(1)):
+        if m and not _generic(m.group(1)):
             return clean_frame(m.group(1))
     for raw in body:
         t = strip_prefix(raw)
         m = _FRAME.match(t)
-        if m and not SKIP_FRAMES.match(m.group(1)):
+        if m and not _generic(m.group(1)):
             return clean_frame(m.group(1))
     return None
 
