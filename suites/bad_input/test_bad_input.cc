@@ -36,7 +36,12 @@ ublksrv_ctrl_dev_info good_info() {
   return i;
 }
 
-std::string errname(int e) { return e <= 0 ? std::to_string(e) + " (" + strerrordesc_np(-e) + ")" : std::to_string(e); }
+// strerrordesc_np() is NULL for kernel-internal codes like ENOTSUPP (524): say so.
+std::string errname(int e) {
+  if (e > 0) return std::to_string(e);
+  const char* d = strerrordesc_np(-e);
+  return std::to_string(e) + " (" + (d ? d : "not a userspace errno") + ")";
+}
 
 class AddDev : public testing::TestWithParam<AddCase> {};
 

@@ -1,0 +1,58 @@
+"""`ublkcheck reproduce seed-panic`: boot the seed mutant (fixtures/mutants/per-io-daemon-
+v7-batch.patch) and run seed 000's workload until the kernel reports; then run the same
+workload on the stock driver rebuilt the same way, which must pass."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from .cli import REPO, execute
+from .errors import UserError
+
+MUTANT = REPO / "fixtures" / "mutants" / "per-io-daemon-v7-batch.patch"
+TEST = "stress.Stress.SeedPanicWorkload"
+
+
+def _attempt(args, patches: list[Path], label: str):
+    args.patch = patches
+    args.filter = [TEST]
+    args.stress_seconds = args.seconds
+    args.hang_timeout = min(args.hang_timeout, 60)
+    args.quiet = True
+    t0 = time.monotonic()
+    run, out = execute(args, None, label=label)
+    return run, out, time.monotonic() - t0
+
+
+def reproduce(args) -> int:
+    if args.what != "seed-panic":
+        raise UserError(f"unknown bug {args.what} (known: seed-panic)")
+    if not args.kernel.startswith("debian:"):
+        raise UserError("reproduce seed-panic rebuilds ublk_drv for a Debian kernel: use --kernel debian:sid")
+    summary = {"kernel": args.kernel, "attempts": [], "stock": None}
+    caught = None
+    for i in range(args.attempts):
+        run, out, took = _attempt(args, [MUTANT], f"seed-panic-{i + 1}")
+        t = run.tests[0] if run.tests else None
+        reps = [r for r in run.reports if r.kind not in ("server-segfault",)]
+        first = reps[0] if reps else None
+        summary["attempts"].append({"results": str(out), "status": t.status if t else "error",
+                                    "report": first.title if first else None,
+                                    "boot_s": run.boot_seconds, "run_s": round(took, 1)})
+        print(f"attempt {i + 1}: {'CAUGHT: ' + first.title if first else 'no report'} "
+              f"({took:.0f}s, results in {out})")
+        if first:
+            caught = first
+            print("\n".join("    " + l for l in first.excerpt.splitlines()[:25]))
+            break
+    # The control: the unmodified driver, built the same way, same workload.
+    run, out, took = _attempt(args, [], "seed-panic-stock")
+    stock = run.tests[0] if run.tests else None
+    summary["stock"] = {"results": str(out), "status": stock.status if stock else "error",
+                        "reports": [r.title for r in run.reports]}
+    print(f"stock driver, same workload: {stock.status.upper() if stock else 'ERROR'} ({took:.0f}s)")
+    Path(out).parent.joinpath("seed-panic.json").write_text(json.dumps(summary, indent=2) + "\n")
+    ok = caught is not None and stock is not None and stock.status == "pass"
+    print("seed panic reproduced and the stock driver passes" if ok else "NOT reproduced as expected")
+    return 0 if ok else 1

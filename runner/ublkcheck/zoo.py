@@ -1,0 +1,64 @@
+"""`ublkcheck zoo`: each mutant of fixtures/mutants is built into ublk_drv.ko, booted, and
+the tests its metadata names are run (then, with --all-tests, the rest). A mutant is caught
+when any test fails or the kernel reports; the matrix goes to zoo.json and the terminal."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from .cli import REPO, _results_dir, execute
+from .errors import UserError
+
+MUTANTS = REPO / "fixtures" / "mutants"
+
+
+def mutants(names: list[str]) -> list[dict]:
+    out = []
+    for meta in sorted(MUTANTS.glob("*.json")):
+        m = json.loads(meta.read_text())
+        m["patch"] = meta.with_suffix(".patch")
+        if names and m["name"] not in names:
+            continue
+        out.append(m)
+    if names and len(out) != len(names):
+        known = [json.loads(p.read_text())["name"] for p in MUTANTS.glob("*.json")]
+        raise UserError(f"unknown mutant in {names}; known: {', '.join(known)}")
+    return out
+
+
+def _filters(m: dict) -> list[str]:
+    # "suite:Gtest.Case" -> "suite.Gtest.Case" (globs allowed)
+    return [c.replace(":", ".", 1) for c in m.get("caught_by", [])]
+
+
+def zoo(args) -> int:
+    if not args.kernel.startswith("debian:"):
+        raise UserError("the zoo rebuilds ublk_drv for a Debian kernel: use --kernel debian:sid")
+    top = _results_dir(args.results, "zoo")
+    rows = []
+    base_filter = list(args.filter)
+    for m in mutants(args.mutant):
+        args.patch = [m["patch"]]
+        args.filter = [] if args.all_tests else (_filters(m) + base_filter)
+        args.results = str(top / m["name"])
+        args.quiet = True
+        t0 = time.monotonic()
+        run, out = execute(args, None, label=m["name"])
+        took = time.monotonic() - t0
+        failed = [t for t in run.tests if t.status in ("fail", "error")]
+        reports = [r.title for r in run.reports]
+        caught = bool(failed or reports)
+        how = (failed[0].name + ": " + ((failed[0].reports[0].title if failed[0].reports else
+               failed[0].message.splitlines()[0] if failed[0].message else failed[0].status))) if failed \
+            else (reports[0] if reports else "")
+        rows.append({"mutant": m["name"], "caught": caught, "by": how, "tests_run": len(run.tests),
+                     "failed": [t.name for t in failed], "reports": reports, "seconds": round(took, 1),
+                     "expected": m.get("caught_by", [])})
+        print(f"{'CAUGHT' if caught else 'MISSED':6s}  {m['name']:36s} {took:6.0f}s  {how[:100]}", flush=True)
+    (top / "zoo.json").write_text(json.dumps(rows, indent=2) + "\n")
+    missed = [r["mutant"] for r in rows if not r["caught"]]
+    print(f"{len(rows) - len(missed)}/{len(rows)} mutants caught; matrix in {top / 'zoo.json'}")
+    if missed:
+        print("missed (gaps in the suite): " + ", ".join(missed))
+    return 0 if not missed else 1
