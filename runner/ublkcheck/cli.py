@@ -27,6 +27,8 @@ def add_run_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--modules", help="lib/modules/<release> directory for a bzImage --kernel")
     ap.add_argument("--patch", action="append", default=[], type=Path,
                     help="patch to drivers/block/ublk_drv.c; the module is rebuilt and loaded instead")
+    ap.add_argument("--rebuild-driver", action="store_true",
+                    help="rebuild ublk_drv.ko from the kernel's source even without --patch (a control run)")
     ap.add_argument("--build", default=str(REPO / "build"), type=Path, help="meson build dir (default ./build)")
     ap.add_argument("--suite", default="vm", help="meson suite to run (default vm)")
     ap.add_argument("--filter", action="append", default=[], help="glob on test names (repeatable)")
@@ -52,14 +54,14 @@ def resolve_kernel(args):
     return None, from_paths(args.kernel, args.modules)
 
 
-def build_module(dk, kernel, patches: list[Path]) -> Path | None:
-    if not patches:
+def build_module(dk, kernel, patches: list[Path], rebuild: bool = False) -> Path | None:
+    if not patches and not rebuild:
         return None
     from .patch import ModuleBuilder
     if dk is None:
         raise UserError("--patch works with --kernel debian:... (a tree build is the other route)")
-    print(f"ublkcheck: building ublk_drv.ko for {kernel.release} with {', '.join(map(str, patches))}",
-          file=sys.stderr)
+    print(f"ublkcheck: building ublk_drv.ko for {kernel.release} with "
+          f"{', '.join(map(str, patches)) or 'no patch'}", file=sys.stderr)
     return ModuleBuilder(dk, kernel).build(patches)
 
 
@@ -70,7 +72,7 @@ def execute(args, command: list[str] | None, label: str | None = None):
     from .orchestrate import Limits, Orchestrator
     from .results import write_all
     dk, kernel = resolve_kernel(args)
-    module = build_module(dk, kernel, args.patch)
+    module = build_module(dk, kernel, args.patch, getattr(args, "rebuild_driver", False))
     accel = args.accel if args.accel != "auto" else ("kvm" if vm.kvm_usable() and os.environ.get("UBLKCHECK_TRY_KVM") else "tcg")
     vm.qemu_binary()
     cfg = vm.VmConfig(smp=args.smp, mem_mb=args.mem, accel=accel, append=args.append)

@@ -23,6 +23,7 @@ class Report:
 
 @dataclass
 class TestResult:
+    __test__ = False  # not a pytest class
     name: str                       # "<suite>.<GTestSuite>.<TestName>" or a guest command
     suite: str                      # meson-ish suite/program name, e.g. "control"
     status: str                     # one of STATUSES

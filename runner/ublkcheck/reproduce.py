@@ -14,8 +14,10 @@ MUTANT = REPO / "fixtures" / "mutants" / "per-io-daemon-v7-batch.patch"
 TEST = "stress.Stress.SeedPanicWorkload"
 
 
-def _attempt(args, patches: list[Path], label: str):
+def _attempt(args, base: str | None, patches: list[Path], label: str):
+    args.results = str(Path(base) / label) if base else None
     args.patch = patches
+    args.rebuild_driver = True  # the stock control is rebuilt the same way as the mutant
     args.filter = [TEST]
     args.stress_seconds = args.seconds
     args.hang_timeout = min(args.hang_timeout, 60)
@@ -31,9 +33,10 @@ def reproduce(args) -> int:
     if not args.kernel.startswith("debian:"):
         raise UserError("reproduce seed-panic rebuilds ublk_drv for a Debian kernel: use --kernel debian:sid")
     summary = {"kernel": args.kernel, "attempts": [], "stock": None}
+    base = args.results
     caught = None
     for i in range(args.attempts):
-        run, out, took = _attempt(args, [MUTANT], f"seed-panic-{i + 1}")
+        run, out, took = _attempt(args, base, [MUTANT], f"seed-panic-{i + 1}")
         t = run.tests[0] if run.tests else None
         reps = [r for r in run.reports if r.kind not in ("server-segfault",)]
         first = reps[0] if reps else None
@@ -47,7 +50,7 @@ def reproduce(args) -> int:
             print("\n".join("    " + l for l in first.excerpt.splitlines()[:25]))
             break
     # The control: the unmodified driver, built the same way, same workload.
-    run, out, took = _attempt(args, [], "seed-panic-stock")
+    run, out, took = _attempt(args, base, [], "seed-panic-stock")
     stock = run.tests[0] if run.tests else None
     summary["stock"] = {"results": str(out), "status": stock.status if stock else "error",
                         "reports": [r.title for r in run.reports]}

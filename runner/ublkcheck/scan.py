@@ -20,7 +20,7 @@ RULES: list[tuple[str, re.Pattern, str, bool]] = [
     ("paging", re.compile(r"^BUG: unable to handle page fault"), "BUG: unable to handle page fault", True),
     ("paging", re.compile(r"^BUG: unable to handle kernel paging request"), "BUG: unable to handle kernel paging request", True),
     ("gpf", re.compile(r"^(?:Oops: )?general protection fault"), "general protection fault", True),
-    ("bug", re.compile(r"^kernel BUG at (\S+?):?\d*!?$"), "kernel BUG at {0}", True),
+    ("bug", re.compile(r"^kernel BUG at \S+!?$"), "kernel BUG", True),
     ("warning", re.compile(r"^WARNING: (?:CPU: \d+ PID: \d+ )?at (\S+)"), "WARNING", True),
     ("warning", re.compile(r"^WARNING: .* at (\S+:\d+)"), "WARNING", True),
     ("kasan", re.compile(r"^BUG: KASAN: ([\w-]+)"), "KASAN: {0}", True),
@@ -52,7 +52,10 @@ SKIP_FRAMES = re.compile(
     r"_raw_spin_\w+|_raw_read_\w+|_raw_write_\w+|mutex_lock\w*|__mutex_lock\w*|refcount_warn_saturate|"
     r"__list_add_valid\w*|__list_del_entry_valid\w*|do_syscall_64|entry_SYSCALL_64\w*|"
     r"page_fault_oops|do_user_addr_fault|kernelmode_fixup_or_oops|__bad_area_nosemaphore|"
-    r"bad_area_nosemaphore|spurious_kernel_fault|sysrq_handle_crash|__handle_sysrq)$")
+    r"bad_area_nosemaphore|spurious_kernel_fault|sysrq_handle_crash|__handle_sysrq|"
+    r"print_circular_bug|check_noncircular|check_prev_add|validate_chain|mutex_lock_nested|"
+    r"__schedule|schedule|schedule_timeout|schedule_preempt_disabled|io_schedule\w*|"
+    r"__wait_for_common|wait_for_completion\w*|rwsem_down_\w+|__rwsem_\w+)$")
 
 _FRAME = re.compile(r"^\s*(?:\?\s+)?([A-Za-z_][\w.]*)\+0x[0-9a-f]+/0x[0-9a-f]+")
 _RIP = re.compile(r"^RIP: \d+:([A-Za-z_][\w.]*)\+0x")
@@ -108,7 +111,33 @@ def signature(title: str) -> str:
     return re.sub(r"\s+", " ", s).strip()
 
 
+_RECORD = re.compile(r"(?=\[\s*\d+\.\d{6}\] )")
+
+
+def split_records(lines: list[str]) -> tuple[list[str], list[int]]:
+    """Logs pasted into mail often join printk records on one line: split them again,
+    remembering each piece's original line."""
+    out, origin = [], []
+    for i, l in enumerate(lines):
+        pieces = [p for p in _RECORD.split(l) if p.strip()] if l.count("] ") > 1 else [l]
+        if len(pieces) > 1 and all(re.match(r"\s*\[\s*\d+\.\d{6}\] ", p) for p in pieces[1:]):
+            out += [p.rstrip() for p in pieces]
+            origin += [i] * len(pieces)
+        else:
+            out.append(l)
+            origin.append(i)
+    return out, origin
+
+
 def scan_lines(lines: list[str]) -> list[Report]:
+    split, origin = split_records(lines)
+    reports = _scan(split)
+    for r in reports:
+        r.line = origin[r.line]
+    return reports
+
+
+def _scan(lines: list[str]) -> list[Report]:
     reports: list[Report] = []
     i, n = 0, len(lines)
     while i < n:

@@ -11,6 +11,7 @@
 #include "device.h"
 #include "env.h"
 #include "fio.h"
+#include "migrate.h"
 
 using namespace ublkcheck;
 using namespace ublk;
@@ -48,14 +49,21 @@ TEST(Stress, SeedLibaioBatched) {
 // under which the reviewed v7 per-io-daemon patch crashed (fixtures/mutants/
 // per-io-daemon-v7-batch.patch reproduces it in seconds). 8 jobs x iodepth 128 oversubscribe
 // the 2 x 128 tags, so submitters sleep for tags, wake on the other CPU and mix both
-// hardware queues in one plug batch.
+// hardware queues in one plug batch. A migration storm moves the submitters between CPUs
+// all the time to make that mix frequent.
 TEST(Stress, SeedPanicWorkload) {
   REQUIRE_FEATURE(UBLK_F_PER_IO_DAEMON);
   FixtureDevice d({"-t", "null", "-q", "2", "--nthreads", "4", "--per-io-tasks", "--io-map", "kublk"});
   ASSERT_DEVICE(d);
   auto a = fio_job(d.block(), "randread", "4k", 128, 8, "libaio", stress_seconds());
   a.insert(a.end(), {"--iodepth_batch_submit=32", "--iodepth_batch_complete_min=32"});
-  FioResult r = run_fio(a, budget());
+  BackgroundFio fio(a);
+  FioResult r;
+  {
+    MigrationStorm storm("fio");
+    r = fio.wait(budget());
+    RecordProperty("migrations", std::to_string(storm.moves()));
+  }
   ASSERT_TRUE(r.ok()) << r.describe();
   RecordProperty("read_iops", std::to_string(int(r.read_iops)));
 }

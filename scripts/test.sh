@@ -1,0 +1,25 @@
+#!/bin/bash
+# The project's tests, end to end (what CI runs, via .ci/run):
+#   1. install + build (scripts/bootstrap.sh, -Werror)
+#   2. unit tests of the server and the UAPI layer (meson suite `unit`; suite `vm` SKIPs here)
+#   3. the runner's pytest suite, including real TCG guests (-m vm)
+#   4. the full conformance run (all vm suites) on the default kernel in a guest
+#   5. the seed-panic reproducer smoke: the mutant must be caught, the stock driver must pass
+# QUICK=1 stops after step 3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WERROR=1 scripts/bootstrap.sh build
+
+echo "== unit tests (meson suite unit, and vm suites which must SKIP on a host without ublk)"
+meson test -C build --print-errorlogs
+
+echo "== runner tests (pytest, with VM boots)"
+(cd runner && /usr/bin/python3 -m pytest -q)
+
+[ "${QUICK:-0}" = 1 ] && exit 0
+
+echo "== conformance run: all vm suites on the default kernel"
+./ublkcheck run --kernel debian:sid --timings --results results/ci-conformance
+
+echo "== seed panic reproducer (smoke)"
+./ublkcheck reproduce seed-panic --kernel debian:sid --attempts 3 --seconds 30 --results results/ci-seed-panic
