@@ -4,6 +4,7 @@ workload on the stock driver rebuilt the same way, which must pass."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -21,10 +22,20 @@ def _attempt(args, base: str | None, patches: list[Path], label: str):
     args.filter = [TEST]
     args.stress_seconds = args.seconds
     args.hang_timeout = min(args.hang_timeout, 60)
+    args.grace = min(args.grace, 5)  # the report is all we need; the workload is stuck after it
     args.quiet = True
     t0 = time.monotonic()
     run, out = execute(args, None, label=label)
     return run, out, time.monotonic() - t0
+
+
+def detection_seconds(out: Path, excerpt_first_line: str) -> float | None:
+    """Host seconds from qemu start to the report's first line (console.log's prefix)."""
+    for line in (Path(out) / "console.log").read_text(errors="replace").splitlines():
+        if excerpt_first_line and excerpt_first_line in line:
+            m = re.match(r"\[\s*(\d+\.\d+)\]", line)
+            return float(m.group(1)) if m else None
+    return None
 
 
 def reproduce(args) -> int:
@@ -40,11 +51,13 @@ def reproduce(args) -> int:
         t = run.tests[0] if run.tests else None
         reps = [r for r in run.reports if r.kind not in ("server-segfault",)]
         first = reps[0] if reps else None
+        detect = detection_seconds(out, first.excerpt.splitlines()[0]) if first else None
         summary["attempts"].append({"results": str(out), "status": t.status if t else "error",
                                     "report": first.title if first else None,
-                                    "boot_s": run.boot_seconds, "run_s": round(took, 1)})
-        print(f"attempt {i + 1}: {'CAUGHT: ' + first.title if first else 'no report'} "
-              f"({took:.0f}s, results in {out})")
+                                    "boot_s": run.boot_seconds, "detected_after_boot_s": detect,
+                                    "run_s": round(took, 1)})
+        print(f"attempt {i + 1}: {'CAUGHT: ' + first.title if first else 'no report'}"
+              f"{f' {detect:.1f}s after qemu start' if detect else ''} ({took:.0f}s, results in {out})")
         if first:
             caught = first
             print("\n".join("    " + l for l in first.excerpt.splitlines()[:25]))
