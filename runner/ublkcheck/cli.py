@@ -95,9 +95,8 @@ def execute(args, command: list[str] | None, label: str | None = None):
             raise UserError(f"no tests match in {args.build} (suite {args.suite}, filter {args.filter or '*'})")
         plan["tests"] = [t.to_dict() for t in tests]
         plan["command"] = None
-    orch = Orchestrator(kernel, cfg, out, limits, module=module, env=env, quiet=args.quiet or bool(command) is False)
-    if command and not args.quiet:
-        orch.quiet = False
+    # A guest command's console is echoed live; a test run shows a progress line instead.
+    orch = Orchestrator(kernel, cfg, out, limits, module=module, env=env, quiet=args.quiet)
     run = orch.run(plan, tests, args.kernel, [str(p) for p in args.patch])
     write_all(run, out)
     return run, out

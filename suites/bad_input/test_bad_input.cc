@@ -308,6 +308,7 @@ TEST(SetParamsState, RefusedAfterStart) {
 
 TEST(WrongState, UpdateSizeBeforeStartIsEnodev) {
   // 25966fc09769: UPDATE_SIZE before START_DEV dereferenced a NULL disk.
+  REQUIRE_FEATURE(UBLK_F_UPDATE_SIZE);
   Control c;
   RawDevice d(c, 1, 4, UBLK_F_UPDATE_SIZE);
   ASSERT_EQ(d.add_result(), 0);

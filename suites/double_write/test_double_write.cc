@@ -105,9 +105,10 @@ TEST_F(DoubleWrite, WithoutReissueInFlightWritesFail) {
   for (int i = 0; i < 100 && read_journal(journal_).size() < 8; i++) std::this_thread::sleep_for(50ms);
   d.kill9();
   ASSERT_EQ(d.wait_state("QUIESCED", 15s), "QUIESCED");
-  FioResult r = fio.wait(60s);
-  EXPECT_FALSE(r.proc.timed_out);
-  EXPECT_EQ(r.error, EIO) << "plain RECOVERY fails the outstanding writes: " << r.describe();
+  // Writes fio issues after the crash wait for a server: recover, then fio can end.
   ProcResult rec = d.recover();
   EXPECT_EQ(rec.status, 0) << rec.describe();
+  FioResult r = fio.wait(120s);
+  EXPECT_FALSE(r.proc.timed_out);
+  EXPECT_EQ(r.error, EIO) << "plain RECOVERY fails the outstanding writes: " << r.describe();
 }
