@@ -124,6 +124,7 @@ class Orchestrator:
         pos = self.events_path.stat().st_size if self.events_path.exists() else 0
         last_event = time.monotonic()
         agent_up = False
+        done_at = None
         why = "exited"
         started_name = None
         while True:
@@ -148,8 +149,13 @@ class Orchestrator:
                 elif ev["event"] == "result":
                     self.results[ev["name"]] = ev
                     started_name = None
+                elif ev["event"] == "done":
+                    done_at = now
             if not guest.running():
                 why = "exited"
+                break
+            if done_at and now - done_at > 10:
+                why = "done"  # the agent finished; a guest slow to power off is stopped
                 break
             idle = now - max(guest.last_output, last_event)
             if not agent_up and now - guest.started > self.limits.boot_timeout:
@@ -165,7 +171,7 @@ class Orchestrator:
             if now - self._t0 > self.limits.timeout:
                 why = f"run timeout ({self.limits.timeout:.0f}s)"
                 break
-        if guest.running():
+        if guest.running() and why != "done":
             # Evidence first: blocked tasks and all tasks, then stop the guest.
             guest.sysrq("w")
             time.sleep(2)

@@ -38,6 +38,9 @@ std::vector<double> load_per_thread(FixtureDevice& d, const std::vector<int>& cp
 
 }  // namespace
 
+// With PER_IO_DAEMON another task may fetch another tag of the same queue. Without it
+// (6.12) the queue's daemon is the task that completed the queue's FETCHes; after that a
+// FETCH from another task is refused.
 TEST(Ownership, SecondThreadFetchOnTheSameQueue) {
   Control c;
   const bool per_io = c.has(UBLK_F_PER_IO_DAEMON);
@@ -45,26 +48,32 @@ TEST(Ownership, SecondThreadFetchOnTheSameQueue) {
   ASSERT_EQ(d.add_result(), 0);
   RawIoRing a(d.chardev(), c.legacy());
   std::vector<char> buf(8192);
-  ASSERT_EQ(a.cmd(UBLK_IO_FETCH_REQ, 0, 0, reinterpret_cast<uint64_t>(buf.data())), RawIoRing::kPending);
+  const auto a0 = reinterpret_cast<uint64_t>(buf.data()), a1 = a0 + 4096;
+  ASSERT_EQ(a.cmd(UBLK_IO_FETCH_REQ, 0, 0, a0), RawIoRing::kPending);
+  if (!per_io) ASSERT_EQ(a.cmd(UBLK_IO_FETCH_REQ, 0, 1, a1), RawIoRing::kPending);
   int b_ret = 0;
   std::thread([&] {
     RawIoRing b(a, c.legacy());
-    b_ret = b.cmd(UBLK_IO_FETCH_REQ, 0, 1, reinterpret_cast<uint64_t>(buf.data() + 4096));
+    b_ret = b.cmd(UBLK_IO_FETCH_REQ, 0, per_io ? 1 : 0, per_io ? a1 : a0);
   }).join();
-  if (per_io)
+  if (per_io) {
     EXPECT_EQ(b_ret, RawIoRing::kPending) << "PER_IO_DAEMON: another task may fetch another tag";
-  else
-    EXPECT_EQ(b_ret, -EINVAL) << "without PER_IO_DAEMON only the queue's daemon may fetch";
+  } else {
+    EXPECT_EQ(b_ret, -EINVAL) << "without PER_IO_DAEMON only the queue's daemon may issue commands";
+  }
 }
 
+// The owner of an I/O (7.2: the task that fetched it; 6.12: the queue's daemon) is the only
+// task whose COMMIT gets past the ownership check.
 TEST(Ownership, CommitFromATaskThatDidNotFetchIsEinval) {
   Control c;
   RawDevice d(c, 1, 2, c.has(UBLK_F_PER_IO_DAEMON) ? UBLK_F_PER_IO_DAEMON : 0);
   ASSERT_EQ(d.add_result(), 0);
   RawIoRing a(d.chardev(), c.legacy());
-  std::vector<char> buf(4096);
+  std::vector<char> buf(8192);
   const auto addr = reinterpret_cast<uint64_t>(buf.data());
   ASSERT_EQ(a.cmd(UBLK_IO_FETCH_REQ, 0, 0, addr), RawIoRing::kPending);
+  ASSERT_EQ(a.cmd(UBLK_IO_FETCH_REQ, 0, 1, addr + 4096), RawIoRing::kPending);
   int other = 0;
   std::thread([&] {
     RawIoRing b(a, c.legacy());

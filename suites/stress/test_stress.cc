@@ -119,7 +119,7 @@ TEST(Stress, QueueAndThreadMatrixVerify) {
 TEST(Stress, KillAndDeleteUnderLoad) {
   for (int round = 0; round < 3; round++) {
     SCOPED_TRACE("round " + std::to_string(round));
-    FixtureDevice d({"-t", "null", "-q", "2", "--nthreads", "2", "--per-io-tasks"});
+    FixtureDevice d({"-t", "null", "-q", "2"});
     ASSERT_DEVICE(d);
     BackgroundFio fio(fio_job(d.block(), "randread", "4k", 64, 4, "libaio", 30));
     std::this_thread::sleep_for(1500ms);

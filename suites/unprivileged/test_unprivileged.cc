@@ -106,8 +106,11 @@ TEST_F(Unprivileged, AddWithoutTheFlagIsEperm) {
 
 TEST_F(Unprivileged, UserCopyZeroCopyAndAutoBufRegAreRefused) {
   // 42aafd8b48ad: user copy was once allowed for unprivileged devices.
+  int checked = 0;
   for (uint64_t f : {UBLK_F_USER_COPY, UBLK_F_SUPPORT_ZERO_COPY,
                      UBLK_F_SUPPORT_ZERO_COPY | UBLK_F_AUTO_BUF_REG}) {
+    if ((kernel_features() & f) != f) continue;  // unknown flags are cleared, not refused
+    checked++;
     int rc = as_user(kUser, [f] {
       Control c;
       RawDevice d(c, 1, 4, UBLK_F_UNPRIVILEGED_DEV | f);
@@ -115,6 +118,7 @@ TEST_F(Unprivileged, UserCopyZeroCopyAndAutoBufRegAreRefused) {
     });
     EXPECT_EQ(rc, EINVAL) << "flags 0x" << std::hex << f;
   }
+  if (!checked) GTEST_SKIP() << "kernel has none of user copy / zero copy";
 }
 
 TEST_F(Unprivileged, UserAddsServesAndDeletesItsOwnDevice) {

@@ -85,6 +85,21 @@ def gtest_status(path):
     return None
 
 
+def skip_message(output):
+    """gtest 1.12's JSON drops GTEST_SKIP()'s text; its console output has it:
+    'file:line: Skipped' then the message, then '[  SKIPPED ]'."""
+    lines = output.splitlines()
+    for i, l in enumerate(lines):
+        if l.endswith(": Skipped"):
+            msg = []
+            for m in lines[i + 1:]:
+                if m.startswith("[  SKIPPED ]"):
+                    break
+                msg.append(m)
+            return "\n".join(msg).strip()
+    return ""
+
+
 def run_test(t, plan):
     name = t["name"]
     out_json = os.path.join(SHARE, "gtest", name.replace("/", "_") + ".json")
@@ -110,6 +125,8 @@ def run_test(t, plan):
         status, msg, skip, props = "error", f"no gtest report (exit {rc})\n{output[-4000:]}", "", {}
     else:
         status, msg, skip, props = st
+        if status == "skip" and not skip:
+            skip = skip_message(output)
         if status == "pass" and rc != 0:
             status, msg = "fail", f"exit {rc} after passing assertions\n{output[-4000:]}"
     kmsg(f"END {name} {status}")
