@@ -50,7 +50,9 @@ TEST(Ownership, SecondThreadFetchOnTheSameQueue) {
   std::vector<char> buf(8192);
   const auto a0 = reinterpret_cast<uint64_t>(buf.data()), a1 = a0 + 4096;
   ASSERT_EQ(a.cmd(UBLK_IO_FETCH_REQ, 0, 0, a0), RawIoRing::kPending);
-  if (!per_io) ASSERT_EQ(a.cmd(UBLK_IO_FETCH_REQ, 0, 1, a1), RawIoRing::kPending);
+  if (!per_io) {
+    ASSERT_EQ(a.cmd(UBLK_IO_FETCH_REQ, 0, 1, a1), RawIoRing::kPending);
+  }
   int b_ret = 0;
   std::thread([&] {
     RawIoRing b(a, c.legacy());
