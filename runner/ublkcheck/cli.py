@@ -73,7 +73,7 @@ def execute(args, command: list[str] | None, label: str | None = None):
     from .results import write_all
     dk, kernel = resolve_kernel(args)
     module = build_module(dk, kernel, args.patch, getattr(args, "rebuild_driver", False))
-    accel = args.accel if args.accel != "auto" else ("kvm" if vm.kvm_usable() and os.environ.get("UBLKCHECK_TRY_KVM") else "tcg")
+    accel = args.accel if args.accel != "auto" else ("kvm" if vm.kvm_usable() else "tcg")
     vm.qemu_binary()
     cfg = vm.VmConfig(smp=args.smp, mem_mb=args.mem, accel=accel, append=args.append)
     out = _results_dir(args.results, label or args.kernel)

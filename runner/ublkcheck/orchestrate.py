@@ -221,6 +221,13 @@ class Orchestrator:
             self._write_plan(plan)
             before = len(self.results)
             self._boot(plan, names, progress)
+            if self.cfg.accel == "kvm" and self.boot_seconds is None:
+                # KVM that cannot run this guest (it died before the agent spoke): use TCG
+                # from now on, and remember it for later runs on this host.
+                vm.kvm_broken_marker().write_text("a KVM guest died before its agent started\n")
+                self.cfg.accel = "tcg"
+                self.boot_errors.clear()
+                continue
             remaining = [n for n in names if n not in self.results]
             if plan.get("command") is not None or not remaining:
                 break

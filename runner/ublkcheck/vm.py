@@ -31,9 +31,17 @@ def qemu_binary() -> str:
 
 
 def kvm_usable() -> bool:
-    """/dev/kvm is there and ours; whether it really runs a guest is found out by booting
-    (orchestrate falls back to TCG when a KVM guest dies before init speaks)."""
-    return os.access("/dev/kvm", os.R_OK | os.W_OK) and not os.environ.get("UBLKCHECK_NO_KVM")
+    """/dev/kvm is there and ours, and no earlier boot found it broken. Whether it really
+    runs a normal guest is found out by booting: on some hosts (PVM-only KVM) qemu dies on
+    the first instructions; orchestrate then falls back to TCG and remembers it."""
+    if os.environ.get("UBLKCHECK_NO_KVM") or not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False
+    return not kvm_broken_marker().exists()
+
+
+def kvm_broken_marker() -> Path:
+    from .kernel import cache_dir
+    return cache_dir() / "kvm-broken"
 
 
 def command_line(kernel: Kernel, initrd: Path, share: Path, cfg: VmConfig, monitor: Path,
