@@ -16,11 +16,12 @@ mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 results /mnt/results |
 mount -t tmpfs -o size=75% tmpfs /mnt/up
 mkdir -p /mnt/up/upper /mnt/up/work
 mount -t overlay overlay -o lowerdir=/mnt/host,upperdir=/mnt/up/upper,workdir=/mnt/up/work /newroot
-for d in proc sys dev tmp run; do mkdir -p /newroot/$d; done
+for d in proc sys dev run; do mkdir -p /newroot/$d; done
 mount -t proc proc /newroot/proc
 mount -t sysfs sys /newroot/sys
 mount -t devtmpfs dev /newroot/dev
-mount -t tmpfs tmpfs /newroot/tmp
+# /tmp stays the overlay's: the host's /tmp shows through (a checkout or a results
+# directory may live there) and writes go to the tmpfs upper layer.
 mount -t tmpfs tmpfs /newroot/run
 ln -sf /proc/self/fd /newroot/dev/fd
 ln -sf /proc/self/fd/0 /newroot/dev/stdin
