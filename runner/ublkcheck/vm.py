@@ -50,7 +50,8 @@ def command_line(kernel: Kernel, initrd: Path, share: Path, cfg: VmConfig, monit
         ["-accel", "tcg,thread=multi", "-cpu", "max"]
     # loglevel=5: KERN_WARNING/DEFAULT lines reach the console, so WARN/UBSAN call traces
     # (printed at the default level, without console_verbose()) are in the log too.
-    cmdline = (f"console=ttyS0 loglevel=5 panic=-1 KREL={kernel.release} KMODS={kernel.modules} "
+    # sysrq_always_enabled: Debian restricts sysrq; the hang path needs w and t.
+    cmdline = (f"console=ttyS0 loglevel=5 panic=-1 sysrq_always_enabled=1 KREL={kernel.release} KMODS={kernel.modules} "
                f"AGENT={agent} {cfg.append}").strip()
     return [qemu_binary(), "-nographic", "-no-reboot", "-nic", "none", *accel,
             "-smp", str(cfg.smp), "-m", str(cfg.mem_mb),
