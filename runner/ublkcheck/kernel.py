@@ -136,8 +136,8 @@ class DebianKernels:
         if ks.suite:
             if ks.suite == "bookworm":
                 raise UserError("debian:bookworm is Linux 6.1 built with '# CONFIG_BLK_DEV_UBLK is not "
-                                "set': it has no ublk. Use debian:bookworm-backports (6.12), or build "
-                                "linux-source-6.1 with --kernel-tree")
+                                "set': it has no ublk. Use debian:bookworm-backports (6.12); a tree build of "
+                                "linux-source-6.1 (planned --kernel-tree) is the route to 6.1")
             if ks.suite not in versions:
                 raise UserError(f"no linux-image-amd64 in {ks.suite} on {self.apt.mirror} "
                                 f"(suites offering it: {', '.join(sorted(versions)) or 'none'})")
@@ -150,7 +150,7 @@ class DebianKernels:
             raise UserError(f"linux-image-amd64={version}: no linux-image-* dependency found")
         if image.endswith("-amd64") and re.match(r"linux-image-6\.1\.", image):
             raise UserError(f"{image} is Debian's 6.1, which has no ublk (CONFIG_BLK_DEV_UBLK is "
-                            "not set): use a tree build of linux-source-6.1 (--kernel-tree)")
+                            "not set): use debian:bookworm-backports; 6.1 needs a tree build (planned --kernel-tree)")
         pkgs = [image]
         # sid splits the image into linux-binary-* (vmlinuz) and linux-modules-*.
         for dep in self.depends_of(self._show(image)):
