@@ -203,12 +203,20 @@ class Orchestrator:
 
     @staticmethod
     def _evidence(lines: list[str], name: str, n: int = 60) -> str:
+        """What a person needs: the test's last console lines before the end, and the
+        blocked tasks (sysrq w) if they were dumped; not the long all-task dump."""
         start = 0
         for i, l in enumerate(lines):
             if f"ublkcheck: START {name}" in l:
                 start = i
         tail = lines[start:]
-        return "\n".join(strip_prefix(l) for l in tail[-n:])
+        blocked = next((i for i, l in enumerate(tail) if "sysrq: Show Blocked State" in l), None)
+        if blocked is None:
+            return "\n".join(strip_prefix(l) for l in tail[-n:])
+        dump_end = next((j for j in range(blocked + 1, len(tail)) if "sysrq: Show State" in tail[j]), len(tail))
+        before = tail[:blocked][-20:]
+        dump = tail[blocked:dump_end][:n]
+        return "\n".join(strip_prefix(l) for l in before + ["..."] + dump)
 
     # --- whole runs ---
     def run(self, plan: dict, tests: list[PlannedTest], spec: str, patches: list[str]) -> RunResult:

@@ -21,7 +21,10 @@ RULES: list[tuple[str, re.Pattern, str, bool]] = [
     ("paging", re.compile(r"^BUG: unable to handle kernel paging request"), "BUG: unable to handle kernel paging request", True),
     ("gpf", re.compile(r"^(?:Oops: )?general protection fault"), "general protection fault", True),
     ("bug", re.compile(r"^kernel BUG at \S+!?$"), "kernel BUG", True),
+    # "WARNING: CPU: 1 PID: 2 at file.c:10 f+0x1/0x2" (<= 6.x) and, newer,
+    # "WARNING: file.c:10 at f+0x1/0x2 [mod], CPU#0: comm/12" (7.2).
     ("warning", re.compile(r"^WARNING: (?:CPU: \d+ PID: \d+ )?at (\S+)"), "WARNING", True),
+    ("warning", re.compile(r"^WARNING: \S+:\d+ at \S+"), "WARNING", True),
     ("warning", re.compile(r"^WARNING: .* at (\S+:\d+)"), "WARNING", True),
     ("kasan", re.compile(r"^BUG: KASAN: ([\w-]+)"), "KASAN: {0}", True),
     ("kfence", re.compile(r"^BUG: KFENCE: ([\w -]+?)(?: in |$)"), "KFENCE: {0}", True),
