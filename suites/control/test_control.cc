@@ -65,10 +65,17 @@ TEST(Features, EveryAdvertisedFlagIsAcceptedByAddDev) {
   if (c.legacy()) GTEST_SKIP() << "kernel " << kernel_release() << " has no GET_FEATURES";
   const uint64_t f = c.features();
   int checked = 0;
+  std::string unknown;
   for (unsigned bit = 0; bit < 64; bit++) {
     const uint64_t flag = 1ULL << bit;
     if (!(f & flag)) continue;
     if (flag == UBLK_F_UNPRIVILEGED_DEV) continue;  // cleared for CAP_SYS_ADMIN by design
+    if (flag > UBLK_F_SHMEM_ZC) {
+      // Newer than this suite's UAPI (7.2): its prerequisites are unknown here (7.3-rc's
+      // bit 20 alone is refused), so it is reported, not judged.
+      unknown += (unknown.empty() ? "" : ",") + std::to_string(bit);
+      continue;
+    }
     uint64_t want = flag;
     // Flags that only make sense with a prerequisite.
     if (flag & (UBLK_F_USER_RECOVERY_REISSUE | UBLK_F_USER_RECOVERY_FAIL_IO | UBLK_F_QUIESCE))
@@ -85,6 +92,7 @@ TEST(Features, EveryAdvertisedFlagIsAcceptedByAddDev) {
     }
   }
   EXPECT_GT(checked, 5);
+  if (!unknown.empty()) RecordProperty("unknown_feature_bits", unknown);
 }
 
 TEST(Lifecycle, AddedDeviceIsDeadUntilStarted) {
