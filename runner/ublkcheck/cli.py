@@ -1,4 +1,4 @@
-"""ublkcheck command line: run, scan, list-kernels, reproduce, zoo."""
+"""ublkcheck command line: run, scan, list-kernels, reproduce, zoo, bench."""
 from __future__ import annotations
 
 import argparse
@@ -25,6 +25,10 @@ def add_run_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--kernel", default="debian:sid",
                     help="debian:sid|experimental|trixie|bookworm-backports|<version>, or a bzImage path")
     ap.add_argument("--modules", help="lib/modules/<release> directory for a bzImage --kernel")
+    ap.add_argument("--kernel-tree", type=Path, metavar="DIR",
+                    help="build this kernel source tree (git or linux-source) and boot it (overrides --kernel)")
+    ap.add_argument("--debug", default="",
+                    help="with --kernel-tree: debug fragments from ci/kconfig, e.g. kasan,lockdep,hung-task")
     ap.add_argument("--patch", action="append", default=[], type=Path,
                     help="patch to drivers/block/ublk_drv.c; the module is rebuilt and loaded instead")
     ap.add_argument("--rebuild-driver", action="store_true",
@@ -47,22 +51,34 @@ def add_run_args(ap: argparse.ArgumentParser) -> None:
 
 
 def resolve_kernel(args):
+    """(source, Kernel); source is what --patch rebuilds the driver against: DebianKernels,
+    a TreeBuilder, or None for a bare bzImage."""
     from .kernel import DebianKernels, from_paths
+    if getattr(args, "kernel_tree", None):
+        from .tree import TreeBuilder, parse_debug
+        tb = TreeBuilder(args.kernel_tree, parse_debug(args.debug))
+        return tb, tb.build()
+    if args.debug:
+        raise UserError("--debug selects config fragments for a tree build: use it with --kernel-tree DIR")
     if args.kernel.startswith("debian:"):
         dk = DebianKernels()
         return dk, dk.fetch(args.kernel)
     return None, from_paths(args.kernel, args.modules)
 
 
-def build_module(dk, kernel, patches: list[Path], rebuild: bool = False) -> Path | None:
+def build_module(source, kernel, patches: list[Path], rebuild: bool = False) -> Path | None:
     if not patches and not rebuild:
         return None
-    from .patch import ModuleBuilder
-    if dk is None:
-        raise UserError("--patch works with --kernel debian:... (a tree build is the other route)")
+    from .patch import DRIVER, ModuleBuilder, build_external
+    from .tree import TreeBuilder
+    if source is None:
+        raise UserError("--patch needs the kernel's source: use --kernel debian:... or --kernel-tree DIR")
     print(f"ublkcheck: building ublk_drv.ko for {kernel.release} with "
           f"{', '.join(map(str, patches)) or 'no patch'}", file=sys.stderr)
-    return ModuleBuilder(dk, kernel).build(patches)
+    if isinstance(source, TreeBuilder):
+        return build_external(source.src / DRIVER, patches, source.out / "ublkcheck-patched",
+                              source.module_build_args())
+    return ModuleBuilder(source, kernel).build(patches)
 
 
 def execute(args, command: list[str] | None, label: str | None = None):
@@ -76,7 +92,8 @@ def execute(args, command: list[str] | None, label: str | None = None):
     accel = args.accel if args.accel != "auto" else ("kvm" if vm.kvm_usable() else "tcg")
     vm.qemu_binary()
     cfg = vm.VmConfig(smp=args.smp, mem_mb=args.mem, accel=accel, append=args.append)
-    out = _results_dir(args.results, label or args.kernel)
+    spec = kernel.spec if getattr(args, "kernel_tree", None) else args.kernel
+    out = _results_dir(args.results, label or (f"tree-{Path(args.kernel_tree).name}" if args.kernel_tree else args.kernel))
     limits = Limits(timeout=args.timeout, hang_timeout=args.hang_timeout, grace=args.grace)
     env = {}
     if args.stress_seconds:
@@ -97,7 +114,7 @@ def execute(args, command: list[str] | None, label: str | None = None):
         plan["command"] = None
     # A guest command's console is echoed live; a test run shows a progress line instead.
     orch = Orchestrator(kernel, cfg, out, limits, module=module, env=env, quiet=args.quiet)
-    run = orch.run(plan, tests, args.kernel, [str(p) for p in args.patch])
+    run = orch.run(plan, tests, spec, [str(p) for p in args.patch])
     write_all(run, out)
     return run, out
 
@@ -153,6 +170,17 @@ def main(argv: list[str] | None = None) -> int:
     z.add_argument("--mutant", action="append", default=[], help="only these mutants (name)")
     z.add_argument("--all-tests", action="store_true", help="run the whole suite per mutant")
     add_run_args(z)
+    b = sub.add_parser("bench", help="fio against null_blk and ublk-fixture's modes, side by side in one guest")
+    b.add_argument("--profile", choices=["quick", "standard", "full"], default="standard",
+                   help="quick: the reference job, 3 targets; standard: 13 jobs x 15 targets; "
+                        "full: every iodepth x numjobs pair")
+    b.add_argument("--repeats", type=int, default=3, help="rounds over all targets (median, min, max)")
+    b.add_argument("--runtime", type=int, default=2, help="seconds per fio job")
+    b.add_argument("--only", default="", help="comma-separated target names (see guest/bench.py)")
+    add_run_args(b)
+    fs = sub.add_parser("fetch-source", help="unpack Debian's linux-source-SERIES as a tree for --kernel-tree")
+    fs.add_argument("series", help="kernel series, e.g. 7.2 or 6.1")
+    fs.add_argument("dest", type=Path, help="directory to unpack into")
     args = ap.parse_args(argv)
     try:
         if args.list_kernels or args.cmd == "list-kernels":
@@ -165,6 +193,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "reproduce":
             from .reproduce import reproduce
             return reproduce(args)
+        if args.cmd == "fetch-source":
+            from .tree import fetch_debian_source
+            print(fetch_debian_source(args.series, args.dest))
+            return 0
+        if args.cmd == "bench":
+            from .bench import bench
+            return bench(args)
         if args.cmd == "zoo":
             from .zoo import zoo
             return zoo(args)

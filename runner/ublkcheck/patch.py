@@ -92,22 +92,27 @@ class ModuleBuilder:
 
     def build(self, patches: list[Path]) -> Path:
         tree = self.prepare()
-        src = tree / DRIVER
-        for p in patches:
-            check_patch(p, src)
-        h = hashlib.sha256(src.read_bytes())
-        for p in patches:
-            h.update(p.read_bytes())
-        out = self.base / "modules" / h.hexdigest()[:16]
-        ko = out / "ublk_drv.ko"
-        if ko.exists():
-            return ko
-        shutil.rmtree(out, ignore_errors=True)
-        out.mkdir(parents=True)
-        shutil.copy2(src, out / "ublk_drv.c")
-        (out / "Kbuild").write_text("obj-m := ublk_drv.o\n")
-        for p in patches:
-            _run(["patch", "-p3", "-f", "-i", str(p.resolve())], cwd=out, what=f"apply {p}")
-        _run(["make", "-C", str(tree), f"M={out}", f"KERNELRELEASE={self.kernel.release}", "modules"],
-             what="build ublk_drv.ko")
+        return build_external(tree / DRIVER, patches, self.base / "modules",
+                              ["-C", str(tree), f"KERNELRELEASE={self.kernel.release}"])
+
+
+def build_external(src: Path, patches: list[Path], cache: Path, make_args: list[str]) -> Path:
+    """ublk_drv.ko from `src` with `patches` applied, built as an external module with
+    `make <make_args> M=...`; cached under `cache` by the hash of the source and patches."""
+    for p in patches:
+        check_patch(p, src)
+    h = hashlib.sha256(src.read_bytes())
+    for p in patches:
+        h.update(p.read_bytes())
+    out = cache / h.hexdigest()[:16]
+    ko = out / "ublk_drv.ko"
+    if ko.exists():
         return ko
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    shutil.copy2(src, out / "ublk_drv.c")
+    (out / "Kbuild").write_text("obj-m := ublk_drv.o\n")
+    for p in patches:
+        _run(["patch", "-p3", "-f", "-i", str(p.resolve())], cwd=out, what=f"apply {p}")
+    _run(["make", *make_args, f"M={out}", "modules"], what="build ublk_drv.ko")
+    return ko

@@ -1,0 +1,124 @@
+"""`ublkcheck bench`: in one guest, the same fio jobs against null_blk and against
+ublk-fixture in each copy mode and thread model (guest/bench.py), repeated; here the raw
+runs become medians with min/max, ratios to null_blk, a table and bench.json."""
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+from .errors import UserError
+
+GUEST_SCRIPT = Path(__file__).resolve().parent / "guest" / "bench.py"
+# Measured on these machines (debian:sid, 2-core TCG guest, -smp 2) with the upstream
+# selftest server on the reference job (4k randread, io_uring, iodepth 64 x 2 jobs).
+KUBLK_REFERENCE = {"ublk_plain_per_queue": 51000, "ublk_plain_per_io_4": 30000}
+REF_JOB = "ref_randread_io_uring_qd64x2"
+
+
+def _stats(values: list[float]) -> dict:
+    return {"median": round(statistics.median(values), 1), "min": round(min(values), 1),
+            "max": round(max(values), 1), "n": len(values)}
+
+
+def aggregate(lines: list[dict]) -> dict:
+    """Raw guest events -> {"plan", "skipped", "results": [{target, job, iops{median,min,max,n},
+    clat_p50_us, clat_p99_us, ratio_to_null_blk, errors}], "threads": {target: [ios...]}}."""
+    plan = next((l for l in lines if l.get("event") == "plan"), {})
+    runs: dict[tuple, list[dict]] = {}
+    for l in lines:
+        if l.get("event") == "run":
+            runs.setdefault((l["target"], l["job"]), []).append(l)
+    results = []
+    ceiling = {}
+    for (target, job), rs in runs.items():
+        ok = [r for r in rs if not r.get("error")]
+        row = {"target": target, "job": job, "errors": [r["error"] for r in rs if r.get("error")]}
+        if ok:
+            row["iops"] = _stats([r["iops"] for r in ok])
+            row["clat_p50_us"] = round(statistics.median(r["clat_p50_us"] for r in ok), 1)
+            row["clat_p99_us"] = round(statistics.median(r["clat_p99_us"] for r in ok), 1)
+            row["lat_mean_us"] = round(statistics.median(r["lat_mean_us"] for r in ok), 1)
+            if target == "null_blk":
+                ceiling[job] = row["iops"]["median"]
+        results.append(row)
+    for row in results:
+        c = ceiling.get(row["job"])
+        row["ratio_to_null_blk"] = round(row["iops"]["median"] / c, 3) if c and "iops" in row else None
+    threads: dict[str, list[list[int]]] = {}
+    for l in lines:
+        if l.get("event") == "threads":
+            threads.setdefault(l["target"], []).append(l["ios"])
+    skipped = {l["target"]: l["reason"] for l in lines if l.get("event") == "skip"}
+    order = {t: i for i, t in enumerate(plan.get("targets", []))}
+    jorder = {j: i for i, j in enumerate(plan.get("jobs", []))}
+    results.sort(key=lambda r: (order.get(r["target"], 999), jorder.get(r["job"], 999)))
+    return {"plan": plan, "skipped": skipped, "results": results, "threads": threads}
+
+
+def reference_comparison(agg: dict) -> list[dict]:
+    out = []
+    for target, kublk in KUBLK_REFERENCE.items():
+        row = next((r for r in agg["results"] if r["target"] == target and r["job"] == REF_JOB
+                    and "iops" in r), None)
+        out.append({"target": target, "job": REF_JOB, "kublk_iops": kublk,
+                    "ours_iops": row["iops"]["median"] if row else None,
+                    "ratio": round(row["iops"]["median"] / kublk, 2) if row else None})
+    return out
+
+
+def table(agg: dict) -> str:
+    w = max([len(r["target"]) for r in agg["results"]] + [6])
+    jw = max([len(r["job"]) for r in agg["results"]] + [3])
+    lines = [f"{'TARGET'.ljust(w)}  {'JOB'.ljust(jw)}  {'IOPS med':>9} {'min':>8} {'max':>8}  "
+             f"{'p50us':>7} {'p99us':>8}  {'/null_blk':>9}"]
+    for r in agg["results"]:
+        if "iops" not in r:
+            lines.append(f"{r['target'].ljust(w)}  {r['job'].ljust(jw)}  ERROR {r['errors'][0][:60]}")
+            continue
+        i = r["iops"]
+        ratio = f"{r['ratio_to_null_blk']:.3f}" if r["ratio_to_null_blk"] is not None else "-"
+        lines.append(f"{r['target'].ljust(w)}  {r['job'].ljust(jw)}  {i['median']:9.0f} {i['min']:8.0f} "
+                     f"{i['max']:8.0f}  {r['clat_p50_us']:7.1f} {r['clat_p99_us']:8.1f}  {ratio:>9}")
+    for t, why in agg["skipped"].items():
+        lines.append(f"{t.ljust(w)}  SKIP {why}")
+    for t, reps in agg["threads"].items():
+        lines.append(f"per-thread I/Os {t}: " + " | ".join(",".join(map(str, r)) for r in reps))
+    for c in agg.get("reference", []):
+        ours = f"{c['ours_iops']:.0f}" if c["ours_iops"] is not None else "not measured"
+        lines.append(f"vs kublk on {c['job']}: {c['target']}: ours {ours}, kublk ~{c['kublk_iops']}"
+                     + (f" (x{c['ratio']})" if c["ratio"] is not None else ""))
+    return "\n".join(lines)
+
+
+def bench(args) -> int:
+    from .cli import execute, REPO
+    if args.repeats < 1:
+        raise UserError(f"--repeats {args.repeats}: need at least 1 (3 or more for a median worth reading)")
+    if args.runtime < 1:
+        raise UserError(f"--runtime {args.runtime}: fio needs at least 1 second per job")
+    fixture = args.build / "fixtures" / "ublk-fixture"
+    if not fixture.exists():
+        raise UserError(f"{fixture} is missing: build first (scripts/bootstrap.sh build)")
+    cmd = ["/usr/bin/python3", str(GUEST_SCRIPT), "--fixture", str(fixture), "--profile", args.profile,
+           "--repeats", str(args.repeats), "--runtime", str(args.runtime)]
+    if args.only:
+        cmd += ["--only", args.only]
+    args.filter, args.exclude = [], []
+    run, out = execute(args, cmd, label=f"bench-{args.kernel}")
+    raw = out / "share" / "bench-raw.jsonl"
+    if not raw.exists():
+        print(f"ublkcheck bench: the guest wrote no results ({raw}); see {out}/console.log", file=sys.stderr)
+        return 1
+    agg = aggregate([json.loads(l) for l in raw.read_text().splitlines() if l.strip()])
+    agg["reference"] = reference_comparison(agg)
+    agg["kernel"] = {"spec": args.kernel, "release": run.kernel_release, "accel": run.accel,
+                     "smp": args.smp, "patches": [str(p) for p in args.patch]}
+    agg["reports"] = [r.title for r in run.reports]
+    (out / "bench.json").write_text(json.dumps(agg, indent=2) + "\n")
+    print(table(agg))
+    print(f"bench.json in {out}")
+    if run.reports:
+        print("kernel reports during the bench: " + "; ".join(agg["reports"]))
+    return 0 if run.ok() and not run.reports else 1

@@ -1,0 +1,174 @@
+"""Runs inside the guest for `ublkcheck bench`: the same fio jobs against null_blk (the
+ceiling: no userspace round trip) and against ublk-fixture's null target in every copy mode
+and thread model, repeated, interleaved so that drift of a noisy host hits every target
+alike. One JSON line per fio run goes to the results share; the host aggregates them.
+stdlib only (the host's /usr/bin/python3 through the guest's overlay)."""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+SHARE = "/ublkcheck-results"
+
+COPY_MODES = {"plain": [], "user_copy": ["--user-copy"], "zero_copy": ["--zero-copy"],
+              "auto_buf_reg": ["--auto-buf-reg"]}
+THREAD_MODELS = {"per_queue": [], "per_io_2": ["--nthreads", "2", "--per-io-tasks"],
+                 "per_io_4": ["--nthreads", "4", "--per-io-tasks"]}
+
+
+def jobs(profile):
+    """(name, rw, engine, iodepth, numjobs). 'ref' is the job the upstream selftest server
+    (kublk) was measured with on these machines: 4k randread, io_uring, iodepth 64 x 2 jobs."""
+    out = [("ref_randread_io_uring_qd64x2", "randread", "io_uring", 64, 2)]
+    if profile == "quick":
+        return out
+    shapes = [(1, 1), (32, 2), (128, 8)] if profile == "standard" else \
+        [(qd, nj) for qd in (1, 32, 128) for nj in (1, 2, 8)]
+    for rw in ("randread", "randwrite"):
+        for engine in ("io_uring", "libaio"):
+            for qd, nj in shapes:
+                out.append((f"{rw}_{engine}_qd{qd}x{nj}", rw, engine, qd, nj))
+    return out
+
+
+def targets(profile):
+    """(name, kind, fixture args, pin to queue 0's CPUs)."""
+    out = [("null_blk", "null_blk", None, False)]
+    models = THREAD_MODELS if profile != "quick" else {k: THREAD_MODELS[k] for k in ("per_queue", "per_io_4")}
+    modes = COPY_MODES if profile != "quick" else {"plain": []}
+    for mode, margs in modes.items():
+        for model, targs in models.items():
+            out.append((f"ublk_{mode}_{model}", "ublk", margs + targs, False))
+    # The imbalanced case: every submitter on the CPUs of hardware queue 0.
+    out.append(("ublk_plain_per_queue_pinned_q0", "ublk", THREAD_MODELS["per_queue"], True))
+    out.append(("ublk_plain_per_io_4_pinned_q0", "ublk", THREAD_MODELS["per_io_4"], True))
+    return out
+
+
+def sh(cmd, timeout=60):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def progress(msg):
+    # The serial console is the runner's liveness signal; a long bench must keep talking.
+    print(f"bench: {msg}", flush=True)
+
+
+def record(out, **kw):
+    with open(out, "a") as f:
+        f.write(json.dumps(kw) + "\n")
+
+
+def setup_null_blk(queues, depth):
+    sh(["modprobe", "-r", "null_blk"])
+    r = sh(["modprobe", "null_blk", "nr_devices=1", "queue_mode=2", f"submit_queues={queues}",
+            f"hw_queue_depth={depth}", "irqmode=0", "gb=1", "bs=512"])
+    if r.returncode != 0:
+        return None, f"modprobe null_blk failed: {r.stderr.strip()}"
+    for _ in range(200):
+        if os.path.exists("/dev/nullb0"):
+            return "/dev/nullb0", ""
+        time.sleep(0.01)
+    return None, "/dev/nullb0 did not appear"
+
+
+def setup_ublk(fixture, queues, depth, extra):
+    cmd = [fixture, "add", "-t", "null", "-q", str(queues), "-d", str(depth), "--json"] + extra
+    r = sh(cmd, timeout=60)
+    if r.returncode != 0:
+        return None, None, (r.stderr.strip() or r.stdout.strip() or f"exit {r.returncode}").splitlines()[-1]
+    info = json.loads(r.stdout)
+    dev_id = info.get("dev_id", info.get("id"))
+    return f"/dev/ublkb{dev_id}", dev_id, ""
+
+
+def queue0_cpus(dev):
+    name = os.path.basename(dev)
+    try:
+        return open(f"/sys/block/{name}/mq/0/cpu_list").read().strip()
+    except OSError:
+        return ""
+
+
+def run_fio(dev, job, runtime, cpus):
+    name, rw, engine, qd, nj = job
+    cmd = ["fio", "--name=bench", f"--filename={dev}", f"--rw={rw}", "--bs=4k", "--direct=1",
+           f"--ioengine={engine}", f"--iodepth={qd}", f"--numjobs={nj}", "--group_reporting",
+           "--time_based", f"--runtime={runtime}", "--output-format=json"]
+    if cpus:
+        cmd.append(f"--cpus_allowed={cpus}")
+    r = sh(cmd, timeout=runtime + 60)
+    body = r.stdout[r.stdout.find("{"):] if "{" in r.stdout else ""
+    try:
+        j = json.loads(body)["jobs"][0]
+    except (ValueError, KeyError, IndexError):
+        return {"error": (r.stderr.strip() or "fio printed no JSON")[-300:]}
+    side = j["read"] if rw.endswith("read") else j["write"]
+    pct = side.get("clat_ns", {}).get("percentile", {})
+    return {"iops": side.get("iops", 0.0), "error": j.get("error", 0) or "",
+            "lat_mean_us": side.get("lat_ns", {}).get("mean", 0.0) / 1000.0,
+            "clat_p50_us": pct.get("50.000000", 0) / 1000.0,
+            "clat_p99_us": pct.get("99.000000", 0) / 1000.0,
+            "clat_p999_us": pct.get("99.900000", 0) / 1000.0}
+
+
+def thread_stats(fixture, dev_id):
+    r = sh([fixture, "stats", "-n", str(dev_id), "--json"])
+    try:
+        return [t["ios"] for t in json.loads(r.stdout)["threads"]]
+    except (ValueError, KeyError):
+        return []
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--fixture", required=True)
+    ap.add_argument("--out", default=os.path.join(SHARE, "bench-raw.jsonl"))
+    ap.add_argument("--profile", choices=["quick", "standard", "full"], default="standard")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--runtime", type=int, default=2)
+    ap.add_argument("--queues", type=int, default=2)
+    ap.add_argument("--depth", type=int, default=128)
+    ap.add_argument("--only", default="", help="comma-separated target names")
+    a = ap.parse_args()
+    only = set(filter(None, a.only.split(",")))
+    tlist = [t for t in targets(a.profile) if not only or t[0] in only]
+    jlist = jobs(a.profile)
+    record(a.out, event="plan", targets=[t[0] for t in tlist], jobs=[j[0] for j in jlist],
+           repeats=a.repeats, runtime=a.runtime, queues=a.queues, depth=a.depth,
+           cpus=os.cpu_count(), release=os.uname().release)
+    skipped = {}
+    for rep in range(1, a.repeats + 1):
+        for name, kind, extra, pinned in tlist:
+            if name in skipped:
+                continue
+            dev_id = None
+            if kind == "null_blk":
+                dev, why = setup_null_blk(a.queues, a.depth)
+            else:
+                dev, dev_id, why = setup_ublk(a.fixture, a.queues, a.depth, extra)
+            if not dev:
+                skipped[name] = why
+                record(a.out, event="skip", target=name, reason=why)
+                progress(f"{name}: SKIP {why}")
+                continue
+            cpus = queue0_cpus(dev) if pinned else ""
+            for job in jlist:
+                res = run_fio(dev, job, a.runtime, cpus)
+                record(a.out, event="run", target=name, job=job[0], repeat=rep, cpus=cpus, **res)
+                progress(f"rep {rep} {name} {job[0]}: {res.get('iops', 0):.0f} IOPS {res.get('error') or ''}")
+            if dev_id is not None:
+                record(a.out, event="threads", target=name, repeat=rep, ios=thread_stats(a.fixture, dev_id))
+                r = sh([a.fixture, "del", "-n", str(dev_id)], timeout=60)
+                if r.returncode != 0:
+                    progress(f"del {dev_id} failed: {r.stderr.strip()}")
+                    return 1
+            else:
+                sh(["modprobe", "-r", "null_blk"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
