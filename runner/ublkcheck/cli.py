@@ -165,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("what", choices=["seed-panic"])
     rp.add_argument("--attempts", type=int, default=3)
     rp.add_argument("--seconds", type=int, default=60, help="load per attempt")
+    rp.add_argument("--measure-rate", action="store_true",
+                    help="run every attempt even after a catch and report the detection rate")
     add_run_args(rp)
     z = sub.add_parser("zoo", help="run the suite against every mutant in fixtures/mutants")
     z.add_argument("--mutant", action="append", default=[], help="only these mutants (name)")

@@ -59,9 +59,20 @@ def reproduce(args) -> int:
         print(f"attempt {i + 1}: {'CAUGHT: ' + first.title if first else 'no report'}"
               f"{f' {detect:.1f}s after qemu start' if detect else ''} ({took:.0f}s, results in {out})")
         if first:
+            if caught is None:
+                print("\n".join("    " + l for l in first.excerpt.splitlines()[:25]))
             caught = first
-            print("\n".join("    " + l for l in first.excerpt.splitlines()[:25]))
-            break
+            if not args.measure_rate:
+                break
+    if args.measure_rate:
+        hits = [a for a in summary["attempts"] if a["report"]]
+        times = sorted(a["detected_after_boot_s"] for a in hits if a["detected_after_boot_s"])
+        summary["rate"] = {"caught": len(hits), "attempts": len(summary["attempts"]),
+                           "detected_after_qemu_start_s": times,
+                           "median_s": times[len(times) // 2] if times else None}
+        print(f"caught in {len(hits)} of {len(summary['attempts'])} attempts"
+              + (f"; detection {times[0]:.0f}-{times[-1]:.0f}s after qemu start, median "
+                 f"{summary['rate']['median_s']:.0f}s" if times else ""))
     # The control: the unmodified driver, built the same way, same workload.
     run, out, took = _attempt(args, base, [], "seed-panic-stock")
     stock = run.tests[0] if run.tests else None

@@ -1,5 +1,7 @@
 #include "fio.h"
 
+#include <signal.h>
+
 #include <cstring>
 
 namespace ublkcheck {
@@ -62,6 +64,10 @@ BackgroundFio::BackgroundFio(std::vector<std::string> args)
         args.push_back("--output-format=json");
         return args;
       }()) {}
+
+void BackgroundFio::stop() {
+  if (bg_.running()) kill(bg_.pid(), SIGINT);
+}
 
 FioResult BackgroundFio::wait(std::chrono::seconds timeout) { return parse_fio(bg_.wait(timeout)); }
 

@@ -18,6 +18,9 @@ struct FioResult {
   uint64_t read_ios = 0, write_ios = 0;
   double read_lat_p99_us = 0;
   bool ok() const { return proc.status == 0 && !proc.timed_out && error == 0 && !json.is_null(); }
+  // After BackgroundFio::stop(): fio exits non-zero on SIGINT but still reports every
+  // job; what counts is its report and the jobs' own error fields.
+  bool ok_after_stop() const { return !proc.timed_out && error == 0 && !json.is_null(); }
   std::string describe() const;
 };
 
@@ -35,6 +38,8 @@ class BackgroundFio {
   explicit BackgroundFio(std::vector<std::string> args);
   FioResult wait(std::chrono::seconds timeout);
   bool running() { return bg_.running(); }
+  // SIGINT: fio stops its jobs and prints its JSON report (then use ok_after_stop()).
+  void stop();
 
  private:
   Background bg_;
