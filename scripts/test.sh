@@ -26,3 +26,6 @@ echo "== conformance run: all vm suites on the default kernel"
 
 echo "== seed panic reproducer (smoke)"
 ./ublkcheck reproduce seed-panic --kernel debian:sid --attempts 3 --seconds 30 --results results/ci-seed-panic
+
+echo "== bug zoo (smoke): one mutant, with the stock driver as the control"
+./ublkcheck zoo --kernel debian:sid --mutant enotsupp-leak --results results/ci-zoo
