@@ -51,3 +51,19 @@ def test_profiles_cover_the_issue_matrix():
         for model in ("per_queue", "per_io_2", "per_io_4"):
             assert f"ublk_{mode}_{model}" in names
     assert sum(1 for t in guest_bench.targets("standard") if t[3]) == 2  # pinned (imbalanced)
+
+
+def test_same_guest_kublk_and_compare_build():
+    lines = [run("ublk_plain_per_queue", bench.REF_JOB, 1, 30000.0),
+             run("kublk_per_queue", bench.REF_JOB, 1, 20000.0),
+             run("ublk_plain_per_queue@alt", bench.REF_JOB, 1, 45000.0)]
+    agg = bench.aggregate(lines)
+    ref = {r["target"]: r for r in bench.reference_comparison(agg)}
+    assert ref["ublk_plain_per_queue"]["kublk_source"] == "same guest"
+    assert ref["ublk_plain_per_queue"]["ratio"] == 1.5
+    assert ref["ublk_plain_per_io_4"]["kublk_source"] == "DESIGN.md figure"
+    alt = bench.alt_comparison(agg)
+    assert alt == [{"target": "ublk_plain_per_queue", "job": bench.REF_JOB, "base_iops": 30000.0,
+                    "alt_iops": 45000.0, "alt_over_base": 1.5}]
+    names = [t[0] for t in guest_bench.targets("quick", alt=True, kublk=True)]
+    assert "ublk_plain_per_io_4_pinned_q0@alt" in names and "kublk_per_io_4" in names

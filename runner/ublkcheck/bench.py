@@ -57,14 +57,35 @@ def aggregate(lines: list[dict]) -> dict:
     return {"plan": plan, "skipped": skipped, "results": results, "threads": threads}
 
 
+def _median(agg: dict, target: str, job: str) -> float | None:
+    row = next((r for r in agg["results"] if r["target"] == target and r["job"] == job and "iops" in r), None)
+    return row["iops"]["median"] if row else None
+
+
 def reference_comparison(agg: dict) -> list[dict]:
+    """Ours vs kublk on the reference job: measured in the same guest when the bench ran
+    kublk (--kublk), else against the figures measured on these machines earlier."""
     out = []
-    for target, kublk in KUBLK_REFERENCE.items():
-        row = next((r for r in agg["results"] if r["target"] == target and r["job"] == REF_JOB
-                    and "iops" in r), None)
+    for target, kublk_then in KUBLK_REFERENCE.items():
+        ours = _median(agg, target, REF_JOB)
+        same_guest = _median(agg, target.replace("ublk_plain_", "kublk_"), REF_JOB)
+        kublk = same_guest if same_guest is not None else kublk_then
         out.append({"target": target, "job": REF_JOB, "kublk_iops": kublk,
-                    "ours_iops": row["iops"]["median"] if row else None,
-                    "ratio": round(row["iops"]["median"] / kublk, 2) if row else None})
+                    "kublk_source": "same guest" if same_guest is not None else "DESIGN.md figure",
+                    "ours_iops": ours, "ratio": round(ours / kublk, 2) if ours else None})
+    return out
+
+
+def alt_comparison(agg: dict) -> list[dict]:
+    """NAME@alt (--compare-build) vs NAME, job by job: the before/after of a server change."""
+    out = []
+    for r in agg["results"]:
+        if not r["target"].endswith("@alt") or "iops" not in r:
+            continue
+        base = _median(agg, r["target"][:-4], r["job"])
+        if base:
+            out.append({"target": r["target"][:-4], "job": r["job"], "base_iops": base,
+                        "alt_iops": r["iops"]["median"], "alt_over_base": round(r["iops"]["median"] / base, 3)})
     return out
 
 
@@ -87,8 +108,11 @@ def table(agg: dict) -> str:
         lines.append(f"per-thread I/Os {t}: " + " | ".join(",".join(map(str, r)) for r in reps))
     for c in agg.get("reference", []):
         ours = f"{c['ours_iops']:.0f}" if c["ours_iops"] is not None else "not measured"
-        lines.append(f"vs kublk on {c['job']}: {c['target']}: ours {ours}, kublk ~{c['kublk_iops']}"
-                     + (f" (x{c['ratio']})" if c["ratio"] is not None else ""))
+        lines.append(f"vs kublk on {c['job']}: {c['target']}: ours {ours}, kublk {c['kublk_iops']:.0f} "
+                     f"({c['kublk_source']})" + (f" -> x{c['ratio']}" if c["ratio"] is not None else ""))
+    for c in agg.get("alt", []):
+        lines.append(f"--compare-build: {c['target']} {c['job']}: {c['base_iops']:.0f} -> {c['alt_iops']:.0f} "
+                     f"(x{c['alt_over_base']})")
     return "\n".join(lines)
 
 
@@ -105,6 +129,15 @@ def bench(args) -> int:
            "--repeats", str(args.repeats), "--runtime", str(args.runtime)]
     if args.only:
         cmd += ["--only", args.only]
+    if args.compare_build:
+        alt = args.compare_build / "fixtures" / "ublk-fixture"
+        if not alt.exists():
+            raise UserError(f"--compare-build {args.compare_build}: no fixtures/ublk-fixture in it (build it first)")
+        cmd += ["--alt-fixture", str(alt.resolve())]
+    if args.kublk:
+        if not args.kublk.is_file():
+            raise UserError(f"--kublk {args.kublk}: no such file (scripts/build-kublk.sh TREE OUT builds it)")
+        cmd += ["--kublk", str(args.kublk.resolve())]
     args.filter, args.exclude = [], []
     run, out = execute(args, cmd, label=f"bench-{args.kernel}")
     raw = out / "share" / "bench-raw.jsonl"
@@ -113,6 +146,7 @@ def bench(args) -> int:
         return 1
     agg = aggregate([json.loads(l) for l in raw.read_text().splitlines() if l.strip()])
     agg["reference"] = reference_comparison(agg)
+    agg["alt"] = alt_comparison(agg)
     agg["kernel"] = {"spec": args.kernel, "release": run.kernel_release, "accel": run.accel,
                      "smp": args.smp, "patches": [str(p) for p in args.patch]}
     agg["reports"] = [r.title for r in run.reports]

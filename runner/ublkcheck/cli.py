@@ -179,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--repeats", type=int, default=3, help="rounds over all targets (median, min, max)")
     b.add_argument("--runtime", type=int, default=2, help="seconds per fio job")
     b.add_argument("--only", default="", help="comma-separated target names (see guest/bench.py)")
+    b.add_argument("--compare-build", type=Path, metavar="DIR",
+                   help="a second meson build dir: its ublk-fixture runs as NAME@alt in the same guest")
+    b.add_argument("--kublk", type=Path, metavar="PATH",
+                   help="the upstream selftest server binary (scripts/build-kublk.sh), measured alongside")
     add_run_args(b)
     fs = sub.add_parser("fetch-source", help="unpack Debian's linux-source-SERIES as a tree for --kernel-tree")
     fs.add_argument("series", help="kernel series, e.g. 7.2 or 6.1")

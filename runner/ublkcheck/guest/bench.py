@@ -33,8 +33,10 @@ def jobs(profile):
     return out
 
 
-def targets(profile):
-    """(name, kind, fixture args, pin to queue 0's CPUs)."""
+def targets(profile, alt=False, kublk=False):
+    """(name, kind, server args, pin to queue 0's CPUs). kind: null_blk, ublk (our server),
+    ublk_alt (a second build of it, for before/after in one guest), kublk (the upstream
+    selftest server)."""
     out = [("null_blk", "null_blk", None, False)]
     models = THREAD_MODELS if profile != "quick" else {k: THREAD_MODELS[k] for k in ("per_queue", "per_io_4")}
     modes = COPY_MODES if profile != "quick" else {"plain": []}
@@ -44,6 +46,11 @@ def targets(profile):
     # The imbalanced case: every submitter on the CPUs of hardware queue 0.
     out.append(("ublk_plain_per_queue_pinned_q0", "ublk", THREAD_MODELS["per_queue"], True))
     out.append(("ublk_plain_per_io_4_pinned_q0", "ublk", THREAD_MODELS["per_io_4"], True))
+    if alt:
+        out += [(f"{n}@alt", "ublk_alt", a, p) for n, k, a, p in out if k == "ublk"]
+    if kublk:
+        out.append(("kublk_per_queue", "kublk", [], False))
+        out.append(("kublk_per_io_4", "kublk", ["--nthreads", "4", "--per_io_tasks"], False))
     return out
 
 
@@ -72,6 +79,20 @@ def setup_null_blk(queues, depth):
             return "/dev/nullb0", ""
         time.sleep(0.01)
     return None, "/dev/nullb0 did not appear"
+
+
+KUBLK_ID = 77
+
+
+def setup_kublk(kublk, queues, depth, extra):
+    r = sh([kublk, "add", "-t", "null", "-q", str(queues), "-d", str(depth), "-n", str(KUBLK_ID)] + extra,
+           timeout=60)
+    dev = f"/dev/ublkb{KUBLK_ID}"
+    for _ in range(300):
+        if os.path.exists(dev):
+            return dev, ""
+        time.sleep(0.01)
+    return None, (r.stderr.strip() or r.stdout.strip() or f"kublk exit {r.returncode}").splitlines()[-1]
 
 
 def setup_ublk(fixture, queues, depth, extra):
@@ -132,9 +153,12 @@ def main():
     ap.add_argument("--queues", type=int, default=2)
     ap.add_argument("--depth", type=int, default=128)
     ap.add_argument("--only", default="", help="comma-separated target names")
+    ap.add_argument("--alt-fixture", default="", help="a second ublk-fixture build (targets NAME@alt)")
+    ap.add_argument("--kublk", default="", help="the upstream selftest server (scripts/build-kublk.sh)")
     a = ap.parse_args()
     only = set(filter(None, a.only.split(",")))
-    tlist = [t for t in targets(a.profile) if not only or t[0] in only]
+    tlist = [t for t in targets(a.profile, bool(a.alt_fixture), bool(a.kublk))
+             if not only or t[0] in only or t[0].split("@")[0] in only or t[1] == "kublk"]
     jlist = jobs(a.profile)
     record(a.out, event="plan", targets=[t[0] for t in tlist], jobs=[j[0] for j in jlist],
            repeats=a.repeats, runtime=a.runtime, queues=a.queues, depth=a.depth,
@@ -145,10 +169,13 @@ def main():
             if name in skipped:
                 continue
             dev_id = None
+            fixture = a.alt_fixture if kind == "ublk_alt" else a.fixture
             if kind == "null_blk":
                 dev, why = setup_null_blk(a.queues, a.depth)
+            elif kind == "kublk":
+                dev, why = setup_kublk(a.kublk, a.queues, a.depth, extra)
             else:
-                dev, dev_id, why = setup_ublk(a.fixture, a.queues, a.depth, extra)
+                dev, dev_id, why = setup_ublk(fixture, a.queues, a.depth, extra)
             if not dev:
                 skipped[name] = why
                 record(a.out, event="skip", target=name, reason=why)
@@ -160,10 +187,15 @@ def main():
                 record(a.out, event="run", target=name, job=job[0], repeat=rep, cpus=cpus, **res)
                 progress(f"rep {rep} {name} {job[0]}: {res.get('iops', 0):.0f} IOPS {res.get('error') or ''}")
             if dev_id is not None:
-                record(a.out, event="threads", target=name, repeat=rep, ios=thread_stats(a.fixture, dev_id))
-                r = sh([a.fixture, "del", "-n", str(dev_id)], timeout=60)
+                record(a.out, event="threads", target=name, repeat=rep, ios=thread_stats(fixture, dev_id))
+                r = sh([fixture, "del", "-n", str(dev_id)], timeout=60)
                 if r.returncode != 0:
                     progress(f"del {dev_id} failed: {r.stderr.strip()}")
+                    return 1
+            elif kind == "kublk":
+                r = sh([a.kublk, "del", "-n", str(KUBLK_ID)], timeout=60)
+                if r.returncode != 0:
+                    progress(f"kublk del failed: {r.stderr.strip()}")
                     return 1
             else:
                 sh(["modprobe", "-r", "null_blk"])
