@@ -1,4 +1,4 @@
-"""ublkcheck command line: run, scan, list-kernels, reproduce, zoo."""
+"""ublkcheck command line: run, scan, list-kernels, reproduce, zoo; diff (in its own module)."""
 from __future__ import annotations
 
 import argparse
@@ -167,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     z.add_argument("--mutant", action="append", default=[], help="only these mutants (name)")
     z.add_argument("--all-tests", action="store_true", help="run the whole suite per mutant")
     add_run_args(z)
+    # Commands over results on disk: each module registers its parser and sets args.func.
+    from . import diff
+    for mod in (diff,):
+        mod.add_parser(sub)
     args = ap.parse_args(argv)
     try:
         if args.list_kernels or args.cmd == "list-kernels":
@@ -182,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "zoo":
             from .zoo import zoo
             return zoo(args)
+        if getattr(args, "func", None):
+            return args.func(args)
         ap.print_help()
         return 2
     except UserError as e:
