@@ -1,4 +1,4 @@
-"""ublkcheck command line: run, scan, list-kernels, reproduce, zoo; diff (in its own module)."""
+"""ublkcheck command line: run, scan, list-kernels, reproduce, zoo; merge, diff (in their own modules)."""
 from __future__ import annotations
 
 import argparse
@@ -168,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     z.add_argument("--all-tests", action="store_true", help="run the whole suite per mutant")
     add_run_args(z)
     # Commands over results on disk: each module registers its parser and sets args.func.
-    from . import diff
-    for mod in (diff,):
+    from . import diff, merge
+    for mod in (merge, diff):
         mod.add_parser(sub)
     args = ap.parse_args(argv)
     try:
