@@ -1,4 +1,4 @@
-"""ublkcheck command line: run, scan, list-kernels, reproduce, zoo; matrix, merge, diff (in their own modules)."""
+"""ublkcheck command line: run, scan, list-kernels, reproduce, zoo; matrix, merge, diff, report (in their own modules)."""
 from __future__ import annotations
 
 import argparse
@@ -168,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     z.add_argument("--all-tests", action="store_true", help="run the whole suite per mutant")
     add_run_args(z)
     # Commands over results on disk: each module registers its parser and sets args.func.
-    from . import diff, matrix, merge
-    for mod in (matrix, merge, diff):
+    from . import diff, matrix, merge, report
+    for mod in (matrix, merge, diff, report):
         mod.add_parser(sub)
     args = ap.parse_args(argv)
     try:
