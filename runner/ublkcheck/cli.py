@@ -1,4 +1,5 @@
-"""ublkcheck command line: run, scan, list-kernels, reproduce, zoo; matrix, merge, diff, report (in their own modules)."""
+"""ublkcheck command line: run, scan, list-kernels, reproduce, zoo; matrix, merge, diff and
+report live in their own modules."""
 from __future__ import annotations
 
 import argparse
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     z.add_argument("--mutant", action="append", default=[], help="only these mutants (name)")
     z.add_argument("--all-tests", action="store_true", help="run the whole suite per mutant")
     add_run_args(z)
-    # Commands over results on disk: each module registers its parser and sets args.func.
+    # Commands in their own modules: each registers its parser and sets args.func.
     from . import diff, matrix, merge, report
     for mod in (matrix, merge, diff, report):
         mod.add_parser(sub)
