@@ -90,6 +90,7 @@ def test_cli_exit_codes_and_json(tmp_path):
     assert p.returncode == 1, p.stderr
     assert "new failures (3):" in p.stdout and "FAIL*  a.T.Known" in p.stdout and "known issue:" in p.stdout
     assert "fixed (2):" in p.stdout and "3 regression(s)" in p.stdout
+    assert p.stdout.count("FAIL*  a.T.Known") == 2       # under new failures and under added
     p = cli("diff", old / "results.json", new, "--json")
     assert p.returncode == 1 and json.loads(p.stdout)["regressions"] == 3
     p = cli("diff", new, new)

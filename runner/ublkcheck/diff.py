@@ -50,7 +50,7 @@ def diff_runs(old: RunResult, new: RunResult) -> dict:
             continue
         now = nt.status
         if ot is None:
-            d["added"].append({"test": name, "new": now})
+            d["added"].append({"test": name, "new": now, "known_issue": nt.properties.get("known_issue", "")})
         if now in BAD and was not in BAD:
             d["new_failures"].append({"test": name, "old": was, "new": now, "detail": _detail(nt),
                                       "known_issue": nt.properties.get("known_issue", "")})
@@ -121,7 +121,7 @@ def format_diff(d: dict) -> str:
             ("kernel reports gone", [s["title"] for s in c["gone_signatures"]]),
             ("newly skipped", [f"SKIP   {f['test']}  (was {f['old']})  {f['reason'][:100]}" for f in c["newly_skipped"]]),
             ("no longer skipped", [f"{_mark(f['new']):6s} {f['test']}" for f in c["no_longer_skipped"]]),
-            ("added", [f"{_mark(f['new']):6s} {f['test']}" for f in c["added"]]),
+            ("added", [f"{_mark(f['new'], f['known_issue']):6s} {f['test']}" for f in c["added"]]),
             ("removed", [f"{_mark(f['old']):6s} {f['test']}" for f in c["removed"]]),
         ]
         shown = [(title, items) for title, items in sections if items]

@@ -75,8 +75,11 @@ class Page:
         return (ki, r.line, r.title, r.test)
 
     def cell(self, ki: int, c: Cell) -> str:
-        href = f"#note-{c.note}" if c.note else (f"#{self.fail_id[(ki, c.test.name)]}" if c.test and
-                                                  (ki, c.test.name) in self.fail_id else "")
+        href = ""
+        if c.note:
+            href = f"#note-{c.note}"
+        elif c.test and (ki, c.test.name) in self.fail_id:
+            href = f"#{self.fail_id[(ki, c.test.name)]}"
         label = escape(c.label)
         inner = f'<a href="{href}">{label}</a>' if href else label
         return f'<td class="c {_cls(c)}" title="{escape(_tooltip(c))}">{inner}</td>'
