@@ -30,7 +30,7 @@ table.grid thead th{position:sticky;top:0}
 .skip{background:#fff8c5} .error{background:#e9d8fd;font-weight:600} .absent{background:#eaeef2;color:#57606a}
 td.c a{color:inherit;text-decoration:none} td.c a:hover{text-decoration:underline}
 ol.notes{font-size:13px;color:#424a53} pre{background:#f6f8fa;border:1px solid #d0d7de;padding:8px;overflow-x:auto;
-font-size:12px;line-height:1.35;white-space:pre-wrap;word-break:break-all}
+font-size:12px;line-height:1.35;white-space:pre-wrap;word-break:break-all;max-height:32em;overflow-y:auto}
 .muted{color:#57606a} figure{margin:8px 0 16px} figure img{max-width:100%;border:1px solid #d0d7de;background:#fff}
 details summary{cursor:pointer;margin:8px 0}
 .charts{display:flex;flex-wrap:wrap;gap:16px} h4{margin:14px 0 4px}
