@@ -117,3 +117,11 @@ def test_cli_bad_input_is_one_line(tmp_path):
         p = cli("diff", *args)
         assert p.returncode == 2 and needle in p.stderr
         assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+
+
+def test_output_cut_short_by_the_reader_is_no_traceback(tmp_path):
+    written(run([]), tmp_path / "old")
+    written(run([tr(f"a.Many.Test{i:05d}", "fail", message="x" * 80) for i in range(3000)]), tmp_path / "new")
+    p = subprocess.run(f"'{REPO / 'ublkcheck'}' diff '{tmp_path / 'old'}' '{tmp_path / 'new'}' | head -1",
+                       shell=True, capture_output=True, text=True, timeout=60)
+    assert p.stdout.startswith("debian:sid") and "Traceback" not in p.stderr and "Broken pipe" not in p.stderr

@@ -197,3 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ublkcheck: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `ublkcheck diff ... | head`: the reader has enough; no traceback, and none at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
