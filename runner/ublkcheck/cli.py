@@ -1,4 +1,5 @@
-"""ublkcheck command line: run, scan, list-kernels, reproduce, zoo, bench."""
+"""ublkcheck command line: run, scan, list-kernels, reproduce, zoo, bench, fetch-source;
+matrix, merge, diff and report live in their own modules."""
 from __future__ import annotations
 
 import argparse
@@ -47,6 +48,8 @@ def add_run_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--results", help="results directory (default results/<time>-<kernel>)")
     ap.add_argument("--stress-seconds", type=int, help="UBLKCHECK_STRESS_SECONDS for the stress suite")
     ap.add_argument("--timings", action="store_true", help="print the slowest tests")
+    ap.add_argument("--shard", metavar="I/N",
+                    help="run part I of N of the tests (split by name; `ublkcheck merge` joins the parts)")
     ap.add_argument("-q", "--quiet", action="store_true")
 
 
@@ -87,6 +90,10 @@ def execute(args, command: list[str] | None, label: str | None = None):
     from .discover import discover
     from .orchestrate import Limits, Orchestrator
     from .results import write_all
+    from .shard import empty_run, parse_shard, select_shard
+    shard = parse_shard(args.shard) if getattr(args, "shard", None) else None
+    if shard and command:
+        raise UserError("--shard splits the test list; it does not apply to `-- COMMAND`")
     dk, kernel = resolve_kernel(args)
     module = build_module(dk, kernel, args.patch, getattr(args, "rebuild_driver", False))
     accel = args.accel if args.accel != "auto" else ("kvm" if vm.kvm_usable() else "tcg")
@@ -110,11 +117,19 @@ def execute(args, command: list[str] | None, label: str | None = None):
         tests = discover(args.build, args.suite, args.filter, args.exclude)
         if not tests:
             raise UserError(f"no tests match in {args.build} (suite {args.suite}, filter {args.filter or '*'})")
+        if shard:
+            everything, tests = len(tests), select_shard(tests, *shard)
+            if not tests:  # more shards than tests: an empty part, no guest to boot
+                print(f"ublkcheck: shard {args.shard} of {everything} test(s) is empty", file=sys.stderr)
+                run = empty_run(out.name, spec, kernel.release, args.shard, [str(p) for p in args.patch])
+                write_all(run, out)
+                return run, out
         plan["tests"] = [t.to_dict() for t in tests]
         plan["command"] = None
     # A guest command's console is echoed live; a test run shows a progress line instead.
     orch = Orchestrator(kernel, cfg, out, limits, module=module, env=env, quiet=args.quiet)
     run = orch.run(plan, tests, spec, [str(p) for p in args.patch])
+    run.shard = args.shard if shard else ""
     write_all(run, out)
     return run, out
 
@@ -187,6 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     fs = sub.add_parser("fetch-source", help="unpack Debian's linux-source-SERIES as a tree for --kernel-tree")
     fs.add_argument("series", help="kernel series, e.g. 7.2 or 6.1")
     fs.add_argument("dest", type=Path, help="directory to unpack into")
+    # Commands in their own modules: each registers its parser and sets args.func.
+    from . import diff, matrix, merge, report
+    for mod in (matrix, merge, diff, report):
+        mod.add_parser(sub)
     args = ap.parse_args(argv)
     try:
         if args.list_kernels or args.cmd == "list-kernels":
@@ -209,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "zoo":
             from .zoo import zoo
             return zoo(args)
+        if getattr(args, "func", None):
+            return args.func(args)
         ap.print_help()
         return 2
     except UserError as e:
@@ -217,3 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ublkcheck: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `ublkcheck diff ... | head`: the reader has enough; no traceback, and none at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

@@ -50,6 +50,10 @@ class RunResult:
     patches: list[str] = field(default_factory=list)
     tests: list[TestResult] = field(default_factory=list)
     reports: list[Report] = field(default_factory=list)   # all reports, attributed or not
+    # Optional, absent from older results.json files (load_results fills the defaults):
+    shard: str = ""                 # "I/N" when --shard ran a part of the tests
+    merged_from: list[str] = field(default_factory=list)  # `ublkcheck merge` inputs
+    shards: list[dict] = field(default_factory=list)      # per merged input: dir, shard, tests, duration_s, boots
 
     def totals(self) -> dict:
         t = {s: 0 for s in STATUSES}
