@@ -2,7 +2,12 @@
 # Nightly job, runnable on one machine; the GitHub workflow (ci/github/nightly.yml) calls it
 # once per (kernel, shard) cell.
 #   ci/nightly.sh [--quick] [--kernels debian:trixie,debian:sid,debian:experimental]
+#                 [--tree URL[#BRANCH] | --tree-dir DIR] [--debug kasan,lockdep,hung-task]
 #                 [--stress-seconds N] [--shard I/N] [--out DIR]
+# --tree: clone (shallow) a kernel git tree and add it to the kernels as tree:DIR, e.g.
+#   --tree https://git.kernel.org/pub/scm/linux/kernel/git/axboe/linux.git#for-next
+# --tree-dir: an existing checkout (or `./ublkcheck fetch-source 7.2 DIR`); --debug picks the
+# ci/kconfig debug fragments for that tree build.
 # --quick: the three Debian kernels with the default (short) stress, plus the seed-panic
 # reproducer; without it the stress loads run 60 s and the whole bug zoo runs.
 # --shard I/N: only part I of each kernel's tests (`ublkcheck run --shard`), results in
@@ -15,6 +20,9 @@ KERNELS="debian:trixie,debian:sid,debian:experimental"
 QUICK=0
 STRESS=60
 SHARD=""
+TREE_URL=""
+TREE_DIR=""
+DEBUG=""
 OUT="results/nightly-$(date -u +%Y%m%dT%H%M%SZ)"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -22,6 +30,9 @@ while [ $# -gt 0 ]; do
     --kernels) KERNELS="$2"; shift ;;
     --stress-seconds) STRESS="$2"; shift ;;
     --shard) SHARD="$2"; shift ;;
+    --tree) TREE_URL="$2"; shift ;;
+    --tree-dir) TREE_DIR="$2"; shift ;;
+    --debug) DEBUG="$2"; shift ;;
     --out) OUT="$2"; shift ;;
     *) echo "ci/nightly.sh: unknown option '$1' (see the header of this script)" >&2; exit 2 ;;
   esac
@@ -34,6 +45,21 @@ scripts/bootstrap.sh build >&2
 mkdir -p "$OUT"
 rc=0
 start=$(date +%s)
+if [ -n "$TREE_URL" ]; then
+  url=${TREE_URL%%#*}
+  branch=""
+  [[ "$TREE_URL" == *#* ]] && branch=${TREE_URL#*#}
+  TREE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/ublkcheck/git/$(echo "$TREE_URL" | md5sum | cut -c1-12)"
+  if [ -d "$TREE_DIR/.git" ]; then
+    git -C "$TREE_DIR" fetch --depth 1 origin ${branch:+"$branch"} && git -C "$TREE_DIR" reset -q --hard FETCH_HEAD
+  else
+    git clone -q --depth 1 ${branch:+--branch "$branch"} "$url" "$TREE_DIR"
+  fi
+  echo "== tree $url ${branch:-(default branch)} at $(git -C "$TREE_DIR" rev-parse --short HEAD)"
+fi
+[ -n "$TREE_DIR" ] && KERNELS="$KERNELS,tree:$TREE_DIR"
+debug_args=()
+[ -n "$DEBUG" ] && debug_args=(--debug "$DEBUG")
 IFS=, read -ra ks <<< "$KERNELS"
 shard_args=()
 suffix=""
@@ -41,11 +67,20 @@ if [ -n "$SHARD" ]; then
   shard_args=(--shard "$SHARD")
   suffix=".shard-${SHARD%/*}-of-${SHARD#*/}"
 fi
-for k in "${ks[@]}"; do
-  echo "== $k${SHARD:+ shard $SHARD}"
-  ./ublkcheck run --kernel "$k" --stress-seconds "$STRESS" "${shard_args[@]}" \
-    --results "$OUT/${k//[:\/]/-}$suffix" -q || rc=1
-done
+if [ -n "$SHARD" ]; then
+  for k in "${ks[@]}"; do
+    echo "== $k shard $SHARD"
+    if [[ "$k" == tree:* ]]; then kargs=(--kernel-tree "${k#tree:}" "${debug_args[@]}"); else kargs=(--kernel "$k"); fi
+    ./ublkcheck run "${kargs[@]}" --stress-seconds "$STRESS" "${shard_args[@]}" \
+      --results "$OUT/${k//[:\/]/-}$suffix" -q || rc=1
+  done
+else
+  # One machine: the kernel matrix (one table, matrix.json) and its HTML report.
+  echo "== matrix $KERNELS"
+  ./ublkcheck matrix --kernels "$KERNELS" "${debug_args[@]}" --stress-seconds "$STRESS" \
+    --results "$OUT/matrix" -q || rc=1
+  ./ublkcheck report "$OUT/matrix" || rc=1
+fi
 if [ -n "$SHARD" ] && { [ "${SHARD%/*}" != 1 ] || [[ ",$KERNELS," != *,debian:sid,* ]]; }; then
   echo "nightly: $(( $(date +%s) - start ))s, results in $OUT, exit $rc" \
        "(reproducer and zoo: in the debian:sid shard 1 cell)"
