@@ -51,6 +51,8 @@ def test_profiles_cover_the_issue_matrix():
         for model in ("per_queue", "per_io_2", "per_io_4"):
             assert f"ublk_{mode}_{model}" in names
     assert sum(1 for t in guest_bench.targets("standard") if t[3]) == 2  # pinned (imbalanced)
+    assert [t[0] for t in guest_bench.targets("modes")] == names
+    assert guest_bench.jobs("modes") == guest_bench.jobs("quick")
 
 
 def test_same_guest_kublk_and_compare_build():

@@ -188,8 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     z.add_argument("--all-tests", action="store_true", help="run the whole suite per mutant")
     add_run_args(z)
     b = sub.add_parser("bench", help="fio against null_blk and ublk-fixture's modes, side by side in one guest")
-    b.add_argument("--profile", choices=["quick", "standard", "full"], default="standard",
-                   help="quick: the reference job, 3 targets; standard: 13 jobs x 15 targets; "
+    b.add_argument("--profile", choices=["quick", "modes", "standard", "full"], default="standard",
+                   help="quick: the reference job on null_blk and plain per-queue / per-io-4 (+ pinned); "
+                        "modes: the reference job on every copy mode x thread model; standard: 13 jobs "
+                        "(randread/randwrite x io_uring/libaio x qd1x1, qd32x2, qd128x8) on all of them; "
                         "full: every iodepth x numjobs pair")
     b.add_argument("--repeats", type=int, default=3, help="rounds over all targets (median, min, max)")
     b.add_argument("--runtime", type=int, default=2, help="seconds per fio job")

@@ -22,7 +22,7 @@ def jobs(profile):
     """(name, rw, engine, iodepth, numjobs). 'ref' is the job the upstream selftest server
     (kublk) was measured with on these machines: 4k randread, io_uring, iodepth 64 x 2 jobs."""
     out = [("ref_randread_io_uring_qd64x2", "randread", "io_uring", 64, 2)]
-    if profile == "quick":
+    if profile in ("quick", "modes"):
         return out
     shapes = [(1, 1), (32, 2), (128, 8)] if profile == "standard" else \
         [(qd, nj) for qd in (1, 32, 128) for nj in (1, 2, 8)]
@@ -147,7 +147,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--fixture", required=True)
     ap.add_argument("--out", default=os.path.join(SHARE, "bench-raw.jsonl"))
-    ap.add_argument("--profile", choices=["quick", "standard", "full"], default="standard")
+    ap.add_argument("--profile", choices=["quick", "modes", "standard", "full"], default="standard")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--runtime", type=int, default=2)
     ap.add_argument("--queues", type=int, default=2)
