@@ -21,7 +21,9 @@ def _attempt(args, base: str | None, patches: list[Path], label: str):
     args.rebuild_driver = True  # the stock control is rebuilt the same way as the mutant
     args.filter = [TEST]
     args.stress_seconds = args.seconds
-    args.hang_timeout = min(args.hang_timeout, 60)
+    # The load itself prints nothing for args.seconds: the hang timer must outlast it. After
+    # an oops the grace period below ends the attempt, not this timer.
+    args.hang_timeout = min(args.hang_timeout, args.seconds + 60)
     args.grace = min(args.grace, 5)  # the report is all we need; the workload is stuck after it
     args.quiet = True
     t0 = time.monotonic()
