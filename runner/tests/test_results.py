@@ -84,3 +84,12 @@ def test_ktap_parses(tmp_path):
 def test_summary_table_names_problems():
     t = summary_table(sample_run())
     assert "FAIL" in t and "io_uring_cmd_done" in t and "1 passed, 1 failed, 1 skipped, 1 errors" in t
+
+
+def test_suite_durations_sum_per_suite_slowest_first():
+    from ublkcheck.model import RunResult, TestResult
+    run = RunResult(run_id="r", kernel_spec="debian:sid", tests=[
+        TestResult("io.A", "io", "pass", 2.0), TestResult("io.B", "io", "fail", 3.5),
+        TestResult("control.C", "control", "pass", 9.0)])
+    assert run.suite_durations() == {"control": 9.0, "io": 5.5}
+    assert list(run.to_dict()["suite_durations"]) == ["control", "io"]

@@ -47,7 +47,7 @@ def add_run_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--append", default="", help="extra kernel command line")
     ap.add_argument("--results", help="results directory (default results/<time>-<kernel>)")
     ap.add_argument("--stress-seconds", type=int, help="UBLKCHECK_STRESS_SECONDS for the stress suite")
-    ap.add_argument("--timings", action="store_true", help="print the slowest tests")
+    ap.add_argument("--timings", action="store_true", help="print the slowest tests and the time per suite")
     ap.add_argument("--shard", metavar="I/N",
                     help="run part I of N of the tests (split by name; `ublkcheck merge` joins the parts)")
     ap.add_argument("-q", "--quiet", action="store_true")
@@ -143,6 +143,7 @@ def cmd_run(args, command) -> int:
         print("slowest tests:")
         for t in slow:
             print(f"  {t.duration_s:7.1f}s  {t.name}")
+        print("per suite: " + ", ".join(f"{k} {v:.0f}s" for k, v in run.suite_durations().items()))
     print(f"boot to agent: {run.boot_seconds}s; results in {out}")
     if command and run.tests and run.tests[0].properties.get("exit_code") not in (None, 0):
         return int(run.tests[0].properties["exit_code"]) or 1

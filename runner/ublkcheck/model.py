@@ -68,7 +68,15 @@ class RunResult:
         return all(r.status in ("pass", "skip") or r.properties.get("known_issue")
                    for r in self.tests)
 
+    def suite_durations(self) -> dict:
+        """Seconds per suite program (sum of its tests), slowest first."""
+        out: dict[str, float] = {}
+        for t in self.tests:
+            out[t.suite or "default"] = out.get(t.suite or "default", 0.0) + t.duration_s
+        return {k: round(v, 1) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["totals"] = self.totals()
+        d["suite_durations"] = self.suite_durations()
         return d
