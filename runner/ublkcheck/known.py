@@ -2,6 +2,7 @@
 that kernel still fails its test, annotated, but does not fail the run."""
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from pathlib import Path
@@ -15,22 +16,37 @@ def load(path: Path = DEFAULT) -> list[dict]:
     return json.loads(path.read_text()) if path.is_file() else []
 
 
+def _report_issue(r, issues: list[dict], release: str) -> dict | None:
+    return next((k for k in issues if "signature" in k and k["signature"] in r.title
+                 and re.search(k.get("release", ""), release)), None)
+
+
+def _test_issue(name: str, issues: list[dict], release: str) -> dict | None:
+    """Entries with "test" (a glob): a test that this kernel fails by a documented kernel
+    bug, whatever the assertion says (e.g. 6.12's EIO under REISSUE)."""
+    return next((k for k in issues if "test" in k and fnmatch.fnmatchcase(name, k["test"])
+                 and re.search(k.get("release", ""), release)), None)
+
+
 def annotate(run: RunResult, issues: list[dict]) -> int:
-    """Marks tests failed only by known reports; returns how many."""
+    """Marks tests failed only by known kernel bugs; returns how many."""
     marked = 0
+    release = run.kernel_release or ""
     for t in run.tests:
-        if t.status != "fail" or not t.reports:
+        if t.status != "fail":
             continue
-        if not t.message.startswith("kernel report during the test"):
-            continue  # its own assertions failed too
         notes = []
         for r in t.reports:
-            hit = next((k for k in issues if k["signature"] in r.title
-                        and re.search(k.get("release", ""), run.kernel_release or "")), None)
+            hit = _report_issue(r, issues, release)
             if hit is None:
                 break
             notes.append(hit["note"])
         else:
+            by_test = _test_issue(t.name, issues, release)
+            if by_test:
+                notes.insert(0, by_test["note"])
+            elif not t.reports or not t.message.startswith("kernel report during the test"):
+                continue  # its own assertions failed, and no entry names this test
             t.properties["known_issue"] = notes[0]
             marked += 1
     return marked
