@@ -85,10 +85,6 @@ ProcResult FixtureDevice::recover(std::chrono::milliseconds timeout) {
   return fixture({"recover", "-n", std::to_string(id_), "--json"}, timeout);
 }
 
-ProcResult FixtureDevice::restart(std::chrono::milliseconds timeout) {
-  return fixture({"restart", "-n", std::to_string(id_), "--json"}, timeout);
-}
-
 ProcResult FixtureDevice::del() {
   ProcResult r = fixture({"del", "-n", std::to_string(id_)}, 60s);
   id_ = -1;

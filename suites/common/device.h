@@ -41,7 +41,6 @@ class FixtureDevice {
   // Polls until state() == want or the timeout passes; returns the last state.
   std::string wait_state(const std::string& want, std::chrono::milliseconds timeout);
   ProcResult recover(std::chrono::milliseconds timeout = std::chrono::seconds(60));
-  ProcResult restart(std::chrono::milliseconds timeout = std::chrono::seconds(60));
   ProcResult del();                    // explicit delete (also done by the destructor)
   void forget() { id_ = -1; }          // the test deleted it some other way
 

@@ -200,29 +200,6 @@ TEST(Recovery, QuiesceDevHandsOverWithoutErrors) {
   EXPECT_TRUE(f.ok()) << f.describe();
 }
 
-// STOP_DEV on a recovery device aborts its queues (force_abort) so del_gendisk can finish;
-// the next server that FETCHes every I/O and starts the device again must get a working
-// device. 8a14be55bdc6's rule: force_abort is cleared once a queue is ready again.
-TEST(Recovery, StoppedRecoveryDeviceRestartsAndServesIo) {
-  REQUIRE_FEATURE(UBLK_F_USER_RECOVERY);
-  FixtureDevice d({"-t", "null", "--recovery"});
-  ASSERT_DEVICE(d);
-  const int old = d.pid();
-  Control c;
-  ASSERT_EQ(c.stop_dev(uint32_t(d.id())), 0);
-  // STOP_DEV aborts the server's commands: it exits by itself.
-  for (int i = 0; i < 100 && kill(old, 0) == 0; i++) std::this_thread::sleep_for(50ms);
-  EXPECT_NE(kill(old, 0), 0) << "server still running after STOP_DEV";
-  ASSERT_EQ(d.wait_state("DEAD", 5s), "DEAD");
-  ProcResult r = d.restart();
-  ASSERT_EQ(r.status, 0) << r.describe();
-  ASSERT_EQ(d.wait_state("LIVE", 5s), "LIVE");
-  std::chrono::milliseconds took{};
-  EXPECT_EQ(pread_errno(d.block(), &took), 0) << "a restarted recovery device must serve I/O";
-  FioResult f = run_fio(fio_job(d.block(), "randread", "4k", 16, 1, "libaio", 2), 60s);
-  EXPECT_TRUE(f.ok()) << f.describe();
-}
-
 TEST(Recovery, DeleteWhileQuiescedIsBounded) {
   REQUIRE_FEATURE(UBLK_F_USER_RECOVERY);
   FixtureDevice d({"-t", "null", "--recovery"});
