@@ -154,12 +154,11 @@ def bench(args) -> int:
                      "smp": args.smp, "patches": [str(p) for p in args.patch]}
     agg["reports"] = [r.title for r in run.reports]
     from . import known
-    unknown = [r for r in run.reports if known._report_issue(r, known.load(), run.kernel_release or "") is None]
+    unknown = [r for r in run.reports if known.report_issue(r, known.load(), run.kernel_release or "") is None]
     (out / "bench.json").write_text(json.dumps(agg, indent=2) + "\n")
     print(table(agg))
     print(f"bench.json in {out}")
     if run.reports:
         print("kernel reports during the bench: " + "; ".join(agg["reports"])
               + ("" if unknown else " (all known kernel bugs, ci/known-issues.json)"))
-    exit_ok = all(t.status == "pass" or t.properties.get("known_issue") for t in run.tests)
-    return 0 if exit_ok and not unknown else 1
+    return 0 if run.ok() and not unknown else 1

@@ -16,7 +16,7 @@ def load(path: Path = DEFAULT) -> list[dict]:
     return json.loads(path.read_text()) if path.is_file() else []
 
 
-def _report_issue(r, issues: list[dict], release: str) -> dict | None:
+def report_issue(r, issues: list[dict], release: str) -> dict | None:
     return next((k for k in issues if "signature" in k and k["signature"] in r.title
                  and re.search(k.get("release", ""), release)), None)
 
@@ -37,7 +37,7 @@ def annotate(run: RunResult, issues: list[dict]) -> int:
             continue
         notes = []
         for r in t.reports:
-            hit = _report_issue(r, issues, release)
+            hit = report_issue(r, issues, release)
             if hit is None:
                 break
             notes.append(hit["note"])
