@@ -348,7 +348,14 @@ TEST(WrongState, StartDevWithBadPidOrNoParams) {
   ASSERT_EQ(d.add_result(), 0);
   EXPECT_EQ(c.start_dev(d.id(), 0), -EINVAL) << "pid 0";
   EXPECT_EQ(c.start_dev(d.id(), -5), -EINVAL) << "negative pid";
-  EXPECT_EQ(c.start_dev(d.id(), getpid()), -EINVAL) << "no SET_PARAMS yet";
+  // 6.1 waits for every FETCH before it looks at the parameters: ask from a child so
+  // that a START_DEV which blocks instead of refusing ends as a failure, not a hang.
+  const uint32_t id = d.id();
+  const int pid = getpid();
+  auto r = call_in_child([id, pid] { return ublk::Control().start_dev(id, pid); },
+                         std::chrono::seconds(5));
+  ASSERT_TRUE(r.has_value()) << "START_DEV without SET_PARAMS blocked (> 5 s) instead of EINVAL";
+  EXPECT_EQ(*r, -EINVAL) << "no SET_PARAMS yet";
 }
 
 TEST(WrongState, QuiesceWithoutQuiesceFlag) {

@@ -104,6 +104,32 @@ int collect(pid_t pid, int out_fd, int err_fd, Clock::time_point deadline, ProcR
 
 }  // namespace
 
+std::optional<int> call_in_child(const std::function<int()>& fn, std::chrono::milliseconds timeout) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) return std::nullopt;
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(p[0]);
+    int r = fn();
+    if (write(p[1], &r, sizeof(r)) != sizeof(r)) _exit(1);
+    _exit(0);
+  }
+  close(p[1]);
+  std::optional<int> out;
+  pollfd pf{p[0], POLLIN, 0};
+  int r = 0;
+  if (pid > 0 && poll(&pf, 1, int(timeout.count())) == 1 && read(p[0], &r, sizeof(r)) == sizeof(r))
+    out = r;
+  close(p[0]);
+  if (pid > 0) {
+    if (!out) kill(pid, SIGKILL);
+    // An uninterruptible wait (6.1's DEL_DEV) survives SIGKILL: give up on reaping it
+    // after a second rather than block the test; it dies with the kernel's wait.
+    for (int i = 0; i < 100 && waitpid(pid, nullptr, WNOHANG) == 0; i++) usleep(10000);
+  }
+  return out;
+}
+
 ProcResult run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
                const std::vector<std::string>& extra_env) {
   ProcResult r;

@@ -5,6 +5,8 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +41,12 @@ class Background {
   bool reaped_ = false;
   int status_ = -1;
 };
+
+// Runs `fn` (a blocking control command, say) in a forked child and returns its int, or
+// nullopt if it had not returned after `timeout`: the child is then SIGKILLed, which
+// ends an interruptible wait in the kernel (an uninterruptible one outlives the test). For commands an older driver may block in
+// forever (6.1: START_DEV waits for FETCHes before it checks its arguments).
+std::optional<int> call_in_child(const std::function<int()>& fn, std::chrono::milliseconds timeout);
 
 std::string shell_quote(const std::vector<std::string>& argv);
 

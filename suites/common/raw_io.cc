@@ -3,11 +3,17 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
 #include <cerrno>
+#include <chrono>
+
+#include "proc.h"
 
 namespace ublkcheck {
 
 using namespace ublk::uapi;
+using namespace std::chrono_literals;
 
 RawDevice::RawDevice(ublk::Control& c, uint16_t queues, uint16_t depth, uint64_t flags) : c_(c) {
   info_.nr_hw_queues = queues;
@@ -19,7 +25,14 @@ RawDevice::RawDevice(ublk::Control& c, uint16_t queues, uint16_t depth, uint64_t
 }
 
 RawDevice::~RawDevice() {
-  if (add_ret_ == 0) c_.del_dev(info_.dev_id);
+  if (add_ret_ != 0) return;
+  // Bounded: 6.1 cannot cancel FETCH commands left in a closed ring (no cancelable
+  // uring_cmd before 6.8), so the device is never released and DEL_DEV waits forever.
+  const uint32_t id = info_.dev_id;
+  auto r = ublkcheck::call_in_child([id] { return ublk::Control().del_dev(id); }, 15s);
+  if (!r)
+    ADD_FAILURE() << "DEL_DEV of raw device " << id << " still blocked after 15 s (a FETCH left in"
+                  << " a closed ring was never cancelled; the device is leaked)";
 }
 
 int RawDevice::set_default_params() {
