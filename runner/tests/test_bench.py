@@ -64,8 +64,14 @@ def test_same_guest_kublk_and_compare_build():
     assert ref["ublk_plain_per_queue"]["kublk_source"] == "same guest"
     assert ref["ublk_plain_per_queue"]["ratio"] == 1.5
     assert ref["ublk_plain_per_io_4"]["kublk_source"] == "DESIGN.md figure"
+    assert "ublk_plain_batch" not in ref  # no kublk batch figure measured: no comparison
+    agg2 = bench.aggregate(lines + [run("ublk_plain_batch", bench.REF_JOB, 1, 33000.0),
+                                    run("kublk_batch", bench.REF_JOB, 1, 30000.0)])
+    ref2 = {r["target"]: r for r in bench.reference_comparison(agg2)}
+    assert ref2["ublk_plain_batch"]["ratio"] == 1.1
     alt = bench.alt_comparison(agg)
     assert alt == [{"target": "ublk_plain_per_queue", "job": bench.REF_JOB, "base_iops": 30000.0,
                     "alt_iops": 45000.0, "alt_over_base": 1.5}]
     names = [t[0] for t in guest_bench.targets("quick", alt=True, kublk=True)]
     assert "ublk_plain_per_io_4_pinned_q0@alt" in names and "kublk_per_io_4" in names
+    assert "ublk_plain_batch" in names and "kublk_batch" in names

@@ -43,6 +43,8 @@ def targets(profile, alt=False, kublk=False):
     for mode, margs in modes.items():
         for model, targs in models.items():
             out.append((f"ublk_{mode}_{model}", "ublk", margs + targs, False))
+    # UBLK_F_BATCH_IO (one thread per queue, batch PREP/FETCH/COMMIT), plain copy.
+    out.append(("ublk_plain_batch", "ublk", ["--batch"], False))
     # The imbalanced case: every submitter on the CPUs of hardware queue 0.
     out.append(("ublk_plain_per_queue_pinned_q0", "ublk", THREAD_MODELS["per_queue"], True))
     out.append(("ublk_plain_per_io_4_pinned_q0", "ublk", THREAD_MODELS["per_io_4"], True))
@@ -51,6 +53,7 @@ def targets(profile, alt=False, kublk=False):
     if kublk:
         out.append(("kublk_per_queue", "kublk", [], False))
         out.append(("kublk_per_io_4", "kublk", ["--nthreads", "4", "--per_io_tasks"], False))
+        out.append(("kublk_batch", "kublk", ["-b"], False))
     return out
 
 
