@@ -62,3 +62,5 @@ def test_hang_is_detected_within_the_timeout(tmp_path):
     # Evidence: the task dumps requested through sysrq before the guest stopped.
     console = (tmp_path / "console.log").read_text()
     assert "sysrq: Show Blocked State" in console and "This sysrq operation is disabled" not in console
+    # ... and the dumps themselves reached the console: the hung command's task is listed.
+    assert "task:sleep" in console, console[-3000:]

@@ -172,11 +172,15 @@ class Orchestrator:
                 why = f"run timeout ({self.limits.timeout:.0f}s)"
                 break
         if guest.running() and why != "done":
-            # Evidence first: blocked tasks and all tasks, then stop the guest.
+            # Evidence first: blocked tasks and all tasks, then stop the guest. sysrq 7
+            # first: the dumps are KERN_INFO, below the console's loglevel=5, and sysrq
+            # raises the level for its own header line only. The serial console is slow:
+            # give the all-task dump time to drain.
+            guest.sysrq("7")
             guest.sysrq("w")
             time.sleep(2)
             guest.sysrq("t")
-            time.sleep(3)
+            time.sleep(8)
         rc = guest.stop()
         pos, evs = self._read_events(pos)
         for ev in evs:
