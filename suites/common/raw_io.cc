@@ -3,17 +3,11 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-
 #include <cerrno>
-#include <chrono>
-
-#include "proc.h"
 
 namespace ublkcheck {
 
 using namespace ublk::uapi;
-using namespace std::chrono_literals;
 
 RawDevice::RawDevice(ublk::Control& c, uint16_t queues, uint16_t depth, uint64_t flags) : c_(c) {
   info_.nr_hw_queues = queues;
@@ -25,14 +19,11 @@ RawDevice::RawDevice(ublk::Control& c, uint16_t queues, uint16_t depth, uint64_t
 }
 
 RawDevice::~RawDevice() {
-  if (add_ret_ != 0) return;
-  // Bounded: 6.1 cannot cancel FETCH commands left in a closed ring (no cancelable
-  // uring_cmd before 6.8), so the device is never released and DEL_DEV waits forever.
-  const uint32_t id = info_.dev_id;
-  auto r = ublkcheck::call_in_child([id] { return ublk::Control().del_dev(id); }, 15s);
-  if (!r)
-    ADD_FAILURE() << "DEL_DEV of raw device " << id << " still blocked after 15 s (a FETCH left in"
-                  << " a closed ring was never cancelled; the device is leaked)";
+  // Not bounded on purpose: on 6.1 this DEL_DEV (after the test closed a ring with FETCHes
+  // queued) waits uninterruptibly, holding the driver's control mutex, so a bounded call
+  // would only move the hang to the next test. Hanging here keeps the blame on this test;
+  // the runner dumps the blocked tasks and boots a fresh guest.
+  if (add_ret_ == 0) c_.del_dev(info_.dev_id);
 }
 
 int RawDevice::set_default_params() {
