@@ -74,4 +74,9 @@ def test_same_guest_kublk_and_compare_build():
                     "alt_iops": 45000.0, "alt_over_base": 1.5}]
     names = [t[0] for t in guest_bench.targets("quick", alt=True, kublk=True)]
     assert "ublk_plain_per_io_4_pinned_q0@alt" in names and "kublk_per_io_4" in names
-    assert "ublk_plain_batch" in names and "kublk_batch" in names
+    assert "ublk_plain_batch" in names
+
+
+def test_a_server_that_never_answers_skips_its_target_without_a_traceback():
+    r = guest_bench.sh(["sleep", "5"], timeout=1)
+    assert r.returncode == 124 and "no answer within 1 s" in r.stderr

@@ -53,12 +53,19 @@ def targets(profile, alt=False, kublk=False):
     if kublk:
         out.append(("kublk_per_queue", "kublk", [], False))
         out.append(("kublk_per_io_4", "kublk", ["--nthreads", "4", "--per_io_tasks"], False))
-        out.append(("kublk_batch", "kublk", ["-b"], False))
+        # kublk -b (batch I/O) is left out: on 7.2.13 its `add` had not returned after 60 s
+        # (our build of the 7.2 selftest, not investigated).
     return out
 
 
 def sh(cmd, timeout=60):
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    """A finished process; one that outlives `timeout` is killed and reported as exit 124
+    with a message, so a server that never comes up skips its target, not the bench."""
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(cmd, 124, "", f"{os.path.basename(cmd[0])} {cmd[1]}: "
+                                           f"no answer within {timeout} s")
 
 
 def progress(msg):
