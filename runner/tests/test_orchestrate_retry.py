@@ -1,0 +1,43 @@
+"""The command form boots once more when the first guest died before its agent started,
+and only once; a guest whose agent ran is never booted again."""
+from pathlib import Path
+
+from ublkcheck import orchestrate, vm
+from ublkcheck.kernel import Kernel
+
+
+def make(tmp_path, outcomes):
+    k = Kernel(spec="debian:sid", release="7.2.13+deb14-amd64", vmlinuz=Path("/nonexistent"),
+               modules=Path("/nonexistent"))
+    o = orchestrate.Orchestrator(k, vm.VmConfig(accel="tcg"), tmp_path, orchestrate.Limits(), quiet=True)
+    seq = iter(outcomes)
+
+    def fake_boot(plan, expected, progress):
+        o.boots += 1
+        if next(seq):
+            o.boot_seconds = 5.0
+            o.results["command"] = {"event": "result", "name": "command", "status": "pass"}
+        else:
+            o.boot_errors.append(f"boot {o.boots}: kernel panic (qemu exit 0)")
+        return "done"
+    o._boot = fake_boot
+    return o
+
+
+def test_a_guest_lost_before_its_agent_is_booted_once_more(tmp_path):
+    o = make(tmp_path, [False, True])
+    run = o.run({"command": "true", "command_name": "command"}, [], "debian:sid", [])
+    assert o.boots == 2 and run.ok()
+
+
+def test_two_lost_guests_end_the_run_as_an_error(tmp_path):
+    o = make(tmp_path, [False, False, True])
+    run = o.run({"command": "true", "command_name": "command"}, [], "debian:sid", [])
+    assert o.boots == 2 and not run.ok()
+    assert "boot 2: kernel panic" in run.tests[0].message
+
+
+def test_a_command_that_ran_is_not_repeated(tmp_path):
+    o = make(tmp_path, [True, True])
+    o.run({"command": "true", "command_name": "command"}, [], "debian:sid", [])
+    assert o.boots == 1
