@@ -93,3 +93,15 @@ def test_suite_durations_sum_per_suite_slowest_first():
         TestResult("control.C", "control", "pass", 9.0)])
     assert run.suite_durations() == {"control": 9.0, "io": 5.5}
     assert list(run.to_dict()["suite_durations"]) == ["control", "io"]
+
+
+def test_summary_quotes_an_unexpected_failure_but_not_a_known_one():
+    msg = ("../suites/recovery/test_recovery.cc:78\nValue of: r.ok()\n  Actual: false\n"
+           "fio exit 1; stderr: fio: io_u error on file /dev/ublkb0: Input/output error")
+    run = RunResult(run_id="r", kernel_spec="debian:sid", tests=[
+        TestResult("recovery.R.New", "recovery", "fail", 1.0, message=msg),
+        TestResult("recovery.R.Known", "recovery", "fail", 1.0, message="known.cc:1\nsecret words",
+                   properties={"known_issue": "x"})])
+    t = summary_table(run)
+    assert "--- why recovery.R.New FAILED:" in t and "Input/output error" in t
+    assert "secret words" not in t

@@ -92,6 +92,23 @@ def write_all(run: RunResult, outdir: Path) -> None:
     write_ktap(run, outdir / "ktap.txt")
 
 
+def failure_excerpts(run: RunResult, max_lines: int = 8) -> list[str]:
+    """The first lines of each unexpected failure's message: a CI log often shows only the
+    end of the output, and a file:line alone does not say what broke."""
+    out = []
+    for t in run.tests:
+        if t.status not in ("fail", "error") or t.properties.get("known_issue") or t.reports:
+            continue
+        lines = [l.rstrip() for l in (t.message or "").splitlines() if l.strip()]
+        if len(lines) < 2:
+            continue
+        out.append(f"--- why {t.name} {t.status.upper()}ED:")
+        out += ["    " + l[:160] for l in lines[:max_lines]]
+        if len(lines) > max_lines:
+            out.append(f"    ... {len(lines) - max_lines} more line(s) in junit.xml / results.json")
+    return out
+
+
 def summary_table(run: RunResult, only_problems: bool = False) -> str:
     rows = []
     for t in run.tests:
@@ -106,6 +123,7 @@ def summary_table(run: RunResult, only_problems: bool = False) -> str:
     tot = run.totals()
     out.append(f"kernel {run.kernel_release or run.kernel_spec}: {tot['pass']} passed, {tot['fail']} failed, "
                f"{tot['skip']} skipped, {tot['error']} errors in {run.duration_s:.0f}s")
+    out += failure_excerpts(run)
     known = sum(1 for t in run.tests if t.properties.get("known_issue"))
     if known:
         out.append(f"FAIL* = failed by a known kernel bug listed in ci/known-issues.json ({known} test(s));"
