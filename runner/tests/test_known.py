@@ -42,3 +42,12 @@ def test_unknown_report_in_a_known_test_still_fails():
 def test_the_shipped_list_parses_and_every_entry_has_a_note_and_a_release():
     for k in known.load():
         assert k["note"] and k["release"] and ("signature" in k) != ("test" in k)
+
+
+def test_one_entry_can_name_several_tests():
+    from ublkcheck.known import _test_issue
+    issues = [{"test": ["a.B.C", "d.E.*"], "release": "^6\\.1\\.", "note": "one bug"}]
+    assert _test_issue("a.B.C", issues, "6.1.176")["note"] == "one bug"
+    assert _test_issue("d.E.Anything", issues, "6.1.176")
+    assert _test_issue("x.Y.Z", issues, "6.1.176") is None
+    assert _test_issue("a.B.C", issues, "7.2.13") is None

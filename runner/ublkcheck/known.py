@@ -21,10 +21,16 @@ def report_issue(r, issues: list[dict], release: str) -> dict | None:
                  and re.search(k.get("release", ""), release)), None)
 
 
+def _test_globs(entry: dict) -> list[str]:
+    t = entry.get("test", [])
+    return [t] if isinstance(t, str) else t
+
+
 def _test_issue(name: str, issues: list[dict], release: str) -> dict | None:
-    """Entries with "test" (a glob): a test that this kernel fails by a documented kernel
-    bug, whatever the assertion says (e.g. 6.12's EIO under REISSUE)."""
-    return next((k for k in issues if "test" in k and fnmatch.fnmatchcase(name, k["test"])
+    """Entries with "test" (a glob, or a list of globs for one bug behind several tests): a
+    test that this kernel fails by a documented kernel bug, whatever the assertion says
+    (e.g. 6.12's EIO under REISSUE)."""
+    return next((k for k in issues if any(fnmatch.fnmatchcase(name, g) for g in _test_globs(k))
                  and re.search(k.get("release", ""), release)), None)
 
 
