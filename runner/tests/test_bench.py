@@ -71,7 +71,8 @@ def test_same_guest_kublk_and_compare_build():
     assert ref2["ublk_plain_batch"]["ratio"] == 1.1
     alt = bench.alt_comparison(agg)
     assert alt == [{"target": "ublk_plain_per_queue", "job": bench.REF_JOB, "base_iops": 30000.0,
-                    "alt_iops": 45000.0, "alt_over_base": 1.5}]
+                    "alt_iops": 45000.0, "alt_over_base": 1.5,
+                    "paired": {"median": 1.5, "min": 1.5, "max": 1.5, "n": 1, "wins": 1}}]
     names = [t[0] for t in guest_bench.targets("quick", alt=True, kublk=True)]
     assert "ublk_plain_per_io_4_pinned_q0@alt" in names and "kublk_per_io_4" in names
     assert "ublk_plain_batch" in names
@@ -80,3 +81,20 @@ def test_same_guest_kublk_and_compare_build():
 def test_a_server_that_never_answers_skips_its_target_without_a_traceback():
     r = guest_bench.sh(["sleep", "5"], timeout=1)
     assert r.returncode == 124 and "no answer within 1 s" in r.stderr
+
+
+def test_paired_ratio_follows_the_rounds_not_the_medians():
+    # A slow round (host steal time) drags both sides; the pairs' ratio stays put while
+    # the medians' ratio does not show that ours led in every round.
+    ours = [10000.0, 20000.0, 30000.0, 11000.0]
+    theirs = [9000.0, 18000.0, 27000.0, 30000.0]
+    lines = [run("ublk_plain_per_queue", bench.REF_JOB, r, v) for r, v in enumerate(ours, 1)]
+    lines += [run("kublk_per_queue", bench.REF_JOB, r, v) for r, v in enumerate(theirs, 1)]
+    lines.append(run("kublk_per_queue", bench.REF_JOB, 5, 99999.0))  # no partner: ignored
+    agg = bench.aggregate(lines)
+    ref = {r["target"]: r for r in bench.reference_comparison(agg)}["ublk_plain_per_queue"]
+    assert ref["paired"] == {"median": 1.111, "min": 0.367, "max": 1.111, "n": 4, "wins": 3}
+    agg["reference"] = [ref]
+    assert "round by round x1.111 (x0.367..x1.111, ahead in 3 of 4)" in bench.table(agg)
+    # The DESIGN.md figure is no round: no pairs.
+    assert bench.paired_ratio(agg, "ublk_plain_per_io_4", "kublk_per_io_4", bench.REF_JOB) is None

@@ -40,6 +40,7 @@ def aggregate(lines: list[dict]) -> dict:
             row["clat_p50_us"] = round(statistics.median(r["clat_p50_us"] for r in ok), 1)
             row["clat_p99_us"] = round(statistics.median(r["clat_p99_us"] for r in ok), 1)
             row["lat_mean_us"] = round(statistics.median(r["lat_mean_us"] for r in ok), 1)
+            row["iops_by_repeat"] = {str(r.get("repeat", i)): r["iops"] for i, r in enumerate(ok, 1)}
             if target == "null_blk":
                 ceiling[job] = row["iops"]["median"]
         results.append(row)
@@ -57,9 +58,29 @@ def aggregate(lines: list[dict]) -> dict:
     return {"plan": plan, "skipped": skipped, "results": results, "threads": threads}
 
 
+def _row(agg: dict, target: str, job: str) -> dict | None:
+    return next((r for r in agg["results"] if r["target"] == target and r["job"] == job and "iops" in r), None)
+
+
 def _median(agg: dict, target: str, job: str) -> float | None:
-    row = next((r for r in agg["results"] if r["target"] == target and r["job"] == job and "iops" in r), None)
+    row = _row(agg, target, job)
     return row["iops"]["median"] if row else None
+
+
+def paired_ratio(agg: dict, target: str, base: str, job: str) -> dict | None:
+    """target/base round by round. The rounds interleave every target, so a slow spell of
+    this noisy host (steal time) hits both sides of a pair alike: the median of the pairs'
+    ratios is steadier than the ratio of the two medians."""
+    a, b = _row(agg, target, job), _row(agg, base, job)
+    if not a or not b:
+        return None
+    pairs = [a["iops_by_repeat"][k] / b["iops_by_repeat"][k] for k in a.get("iops_by_repeat", {})
+             if b.get("iops_by_repeat", {}).get(k)]
+    if not pairs:
+        return None
+    return {"median": round(statistics.median(pairs), 3), "min": round(min(pairs), 3),
+            "max": round(max(pairs), 3), "n": len(pairs),
+            "wins": sum(1 for p in pairs if p >= 1.0)}
 
 
 def reference_comparison(agg: dict) -> list[dict]:
@@ -72,9 +93,12 @@ def reference_comparison(agg: dict) -> list[dict]:
         kublk = same_guest if same_guest is not None else KUBLK_REFERENCE.get(target)
         if kublk is None:  # batch I/O has no earlier figure: only a same-guest kublk counts
             continue
-        out.append({"target": target, "job": REF_JOB, "kublk_iops": kublk,
-                    "kublk_source": "same guest" if same_guest is not None else "DESIGN.md figure",
-                    "ours_iops": ours, "ratio": round(ours / kublk, 2) if ours else None})
+        row = {"target": target, "job": REF_JOB, "kublk_iops": kublk,
+               "kublk_source": "same guest" if same_guest is not None else "DESIGN.md figure",
+               "ours_iops": ours, "ratio": round(ours / kublk, 2) if ours else None}
+        if same_guest is not None:
+            row["paired"] = paired_ratio(agg, target, target.replace("ublk_plain_", "kublk_"), REF_JOB)
+        out.append(row)
     return out
 
 
@@ -87,8 +111,16 @@ def alt_comparison(agg: dict) -> list[dict]:
         base = _median(agg, r["target"][:-4], r["job"])
         if base:
             out.append({"target": r["target"][:-4], "job": r["job"], "base_iops": base,
-                        "alt_iops": r["iops"]["median"], "alt_over_base": round(r["iops"]["median"] / base, 3)})
+                        "alt_iops": r["iops"]["median"], "alt_over_base": round(r["iops"]["median"] / base, 3),
+                        "paired": paired_ratio(agg, r["target"], r["target"][:-4], r["job"])})
     return out
+
+
+def _paired_text(p: dict | None) -> str:
+    if not p:
+        return ""
+    return (f"; round by round x{p['median']} (x{p['min']}..x{p['max']}, "
+            f"ahead in {p['wins']} of {p['n']})")
 
 
 def table(agg: dict) -> str:
@@ -111,10 +143,11 @@ def table(agg: dict) -> str:
     for c in agg.get("reference", []):
         ours = f"{c['ours_iops']:.0f}" if c["ours_iops"] is not None else "not measured"
         lines.append(f"vs kublk on {c['job']}: {c['target']}: ours {ours}, kublk {c['kublk_iops']:.0f} "
-                     f"({c['kublk_source']})" + (f" -> x{c['ratio']}" if c["ratio"] is not None else ""))
+                     f"({c['kublk_source']})" + (f" -> x{c['ratio']}" if c["ratio"] is not None else "")
+                     + _paired_text(c.get("paired")))
     for c in agg.get("alt", []):
         lines.append(f"--compare-build: {c['target']} {c['job']}: {c['base_iops']:.0f} -> {c['alt_iops']:.0f} "
-                     f"(x{c['alt_over_base']})")
+                     f"(x{c['alt_over_base']})" + _paired_text(c.get("paired")))
     return "\n".join(lines)
 
 
