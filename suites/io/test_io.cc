@@ -8,7 +8,11 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
 #include <memory>
+#include <set>
 
 #include "device.h"
 #include "env.h"
@@ -240,4 +244,68 @@ TEST(Null, BatchIoFioRandReadCompletes) {
   EXPECT_GT(r.read_iops, 100.0);
   EXPECT_EQ(d.stats()["ops"].value("errors", 0), 0);
   RecordProperty("read_iops", std::to_string(int(r.read_iops)));
+}
+
+namespace {
+
+// "0-2,5" (Cpus_allowed_list) -> {0,1,2,5}
+std::set<int> parse_cpu_list(const std::string& s) {
+  std::set<int> out;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t end = s.find(',', i);
+    if (end == std::string::npos) end = s.size();
+    const std::string part = s.substr(i, end - i);
+    const size_t dash = part.find('-');
+    const int lo = std::stoi(part.substr(0, dash));
+    const int hi = dash == std::string::npos ? lo : std::stoi(part.substr(dash + 1));
+    for (int c = lo; c <= hi; c++) out.insert(c);
+    i = end + 1;
+  }
+  return out;
+}
+
+// The server's I/O threads ("ublk-io-N") and the CPUs each may run on.
+std::map<std::string, std::set<int>> io_thread_cpus(int pid) {
+  std::map<std::string, std::set<int>> out;
+  std::error_code ec;
+  const std::filesystem::path task = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& t : std::filesystem::directory_iterator(task, ec)) {
+    std::ifstream c(t.path() / "comm");
+    std::string comm;
+    std::getline(c, comm);
+    if (comm.rfind("ublk-io-", 0) != 0) continue;
+    std::ifstream st(t.path() / "status");
+    for (std::string line; std::getline(st, line);)
+      if (line.rfind("Cpus_allowed_list:", 0) == 0)
+        out[comm] = parse_cpu_list(line.substr(line.find_first_not_of(" \t", 18)));
+  }
+  return out;
+}
+
+}  // namespace
+
+// --affinity runs queue q's thread on the CPUs GET_QUEUE_AFFINITY gives for q (kublk's
+// setup, which the bench compares against); without it the threads may run anywhere.
+TEST(Threads, AffinityPinsEachQueueThreadToItsQueueCpus) {
+  const long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  if (ncpu < 2) GTEST_SKIP() << "needs 2 CPUs: with one, pinned and floating look alike";
+  FixtureDevice d({"-t", "null", "-q", "2", "--affinity"});
+  ASSERT_DEVICE(d);
+  auto threads = io_thread_cpus(d.pid());
+  ASSERT_EQ(threads.size(), 2u) << "expected threads ublk-io-0 and ublk-io-1";
+  ublk::Control c;
+  for (unsigned q = 0; q < 2; q++) {
+    std::vector<int> cpus;
+    ASSERT_GE(c.get_queue_affinity(uint32_t(d.id()), uint16_t(q), &cpus), 0);
+    EXPECT_EQ(threads["ublk-io-" + std::to_string(q)], std::set<int>(cpus.begin(), cpus.end()))
+        << "queue " << q;
+    EXPECT_LT(cpus.size(), size_t(ncpu)) << "queue " << q << " maps to every CPU: pinning proves nothing";
+  }
+  FixtureDevice floating({"-t", "null", "-q", "2"});
+  ASSERT_DEVICE(floating);
+  for (const auto& [name, cpus] : io_thread_cpus(floating.pid()))
+    EXPECT_EQ(cpus.size(), size_t(ncpu)) << name << " is pinned without --affinity";
+  FioResult r = run_fio(fio_job(d.block(), "randread", "4k", 16, 2, "io_uring", 1), 60s);
+  EXPECT_TRUE(r.ok()) << r.describe();
 }

@@ -43,9 +43,9 @@ def targets(profile, alt=False, kublk=False):
     for mode, margs in modes.items():
         for model, targs in models.items():
             out.append((f"ublk_{mode}_{model}", "ublk", margs + targs, False))
-    # Per-queue threads are pinned to their queue's CPUs by default (as kublk does); the
-    # unpinned variant shows what that is worth.
-    out.append(("ublk_plain_per_queue_nopin", "ublk", ["--no-pin"], False))
+    # Per-queue threads pinned to their queue's CPUs, as kublk runs them (ours float by
+    # default): what that setup is worth here.
+    out.append(("ublk_plain_per_queue_affinity", "ublk", ["--affinity"], False))
     # UBLK_F_BATCH_IO (one thread per queue, batch PREP/FETCH/COMMIT), plain copy.
     out.append(("ublk_plain_batch", "ublk", ["--batch"], False))
     # The imbalanced case: every submitter on the CPUs of hardware queue 0.
