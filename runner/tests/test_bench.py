@@ -98,3 +98,83 @@ def test_paired_ratio_follows_the_rounds_not_the_medians():
     assert "round by round x1.111 (x0.367..x1.111, ahead in 3 of 4)" in bench.table(agg)
     # The DESIGN.md figure is no round: no pairs.
     assert bench.paired_ratio(agg, "ublk_plain_per_io_4", "kublk_per_io_4", bench.REF_JOB) is None
+
+
+def test_cpu_cost_per_io_from_proc_stat_deltas():
+    import os
+    hz = os.sysconf("SC_CLK_TCK")
+    # 2*hz busy ticks = 2 CPU seconds over 1000 I/Os; 2*hz idle ticks; 500 switches.
+    c = guest_bench.cpu_cost((100, 50, 1000), (100 + 2 * hz, 50 + 2 * hz, 1500), 1000)
+    assert c == {"cpu_us_per_io": 2000.0, "ctxt_per_io": 0.5, "idle_frac": 0.5}
+    assert guest_bench.cpu_cost((0, 0, 0), (0, 0, 0), 0) == {"cpu_us_per_io": None, "ctxt_per_io": None,
+                                                              "idle_frac": None}
+
+
+PERF_REPORT = """# Samples: 24K of event 'cpu-clock'
+#
+# Overhead  Command       Shared Object      Symbol
+# ........  ............  .................  ......
+#
+    30.07%  fio           [kernel.kallsyms]  [k] blkdev_read_iter
+    26.11%  swapper       [kernel.kallsyms]  [k] default_idle
+     8.86%  ublk-io-0     [kernel.kallsyms]  [k] rep_movs_alternative
+     4.00%  ublk-io-1     [ublk_drv]         [k] ublk_dispatch_req
+     3.50%  fio           fio                [.] td_io_queue
+     0.50%  ublk-io-0     ublk-fixture       [.] ublk::Server::Thread::run
+     0.40%  kworker/0:1   [kernel.kallsyms]  [k] process_one_work
+     0.30%  fio           [vdso]             [.] __vdso_clock_gettime
+"""
+
+
+def test_perf_report_becomes_shares_of_idle_fio_and_server():
+    rows = guest_bench.parse_perf_report(PERF_REPORT, 40)
+    assert rows[0] == [30.07, "fio", "[kernel.kallsyms]", "[k]", "blkdev_read_iter"]
+    assert len(guest_bench.parse_perf_report(PERF_REPORT, 3)) == 3
+    by_comm = [r[:3] for r in rows]
+    p = bench.profile_summary({"event": "profile", "target": "ublk_plain_per_queue", "job": "j",
+                               "by_comm_dso": by_comm, "by_symbol": rows})
+    assert p["share_pct"] == {"idle": 26.11, "fio_user": 3.8, "fio_kernel": 30.07,
+                              "server_user": 0.5, "server_kernel": 12.86, "other": 0.4}
+    assert [s["symbol"] for s in p["top_server_symbols"]] == [
+        "[k] rep_movs_alternative", "[k] ublk_dispatch_req", "[.] ublk::Server::Thread::run"]
+    # One symbol in two server threads is one line, summed.
+    two = rows + [[1.14, "ublk-io-1", "[kernel.kallsyms]", "[k]", "rep_movs_alternative"]]
+    merged = bench.profile_summary({"job": "j", "by_comm_dso": by_comm, "by_symbol": two})
+    assert merged["top_server_symbols"][0] == {"pct": 10.0, "dso": "[kernel.kallsyms]",
+                                               "symbol": "[k] rep_movs_alternative"}
+    agg = bench.aggregate([run("ublk_plain_per_queue", "j", 1, 1000.0),
+                           {"event": "profile", "target": "ublk_plain_per_queue", "job": "j",
+                            "by_comm_dso": by_comm, "by_symbol": rows},
+                           {"event": "profile", "target": "kublk_per_queue", "job": "j", "error": "perf: no"}])
+    text = bench.table(agg)
+    assert "profile ublk_plain_per_queue: idle 26.1%, fio 30.1% kernel + 3.8% user, server 12.9% kernel" in text
+    assert "profile kublk_per_queue: ERROR perf: no" in text
+
+
+def test_cpu_columns_are_medians_and_absent_in_old_files():
+    lines = [dict(run("ublk_x", "j", r, 100.0), cpu_us_per_io=v, ctxt_per_io=0.1, idle_frac=0.2)
+             for r, v in enumerate([50.0, 70.0, 60.0], 1)]
+    row = bench.aggregate(lines)["results"][0]
+    assert row["cpu_us_per_io"] == 60.0 and row["idle_frac"] == 0.2
+    ref = [dict(run(t, bench.REF_JOB, 1, 100.0), cpu_us_per_io=v)
+           for t, v in (("ublk_plain_per_queue", 150.0), ("kublk_per_queue", 160.0))]
+    agg = bench.aggregate(ref)
+    agg["reference"] = bench.reference_comparison(agg)
+    assert agg["reference"][0]["cpu_us_per_io"] == {"ours": 150.0, "kublk": 160.0}
+    assert "CPU per I/O 150 vs 160 us" in bench.table(agg)
+    old = bench.aggregate([run("ublk_x", "j", 1, 100.0)])
+    assert "cpu_us_per_io" not in old["results"][0]
+    assert bench.table(old).splitlines()[1].rstrip().endswith("-     -")
+
+
+def test_perf_flag_needs_perf_on_the_host(monkeypatch, tmp_path):
+    import argparse
+    import pytest
+    from ublkcheck.errors import UserError
+    (tmp_path / "fixtures").mkdir()
+    (tmp_path / "fixtures" / "ublk-fixture").write_text("")
+    monkeypatch.setattr(bench.shutil, "which", lambda name: None)
+    args = argparse.Namespace(repeats=1, runtime=1, build=tmp_path, profile="quick", only="",
+                              compare_build=None, kublk=None, perf=True)
+    with pytest.raises(UserError, match="apt install linux-perf"):
+        bench.bench(args)

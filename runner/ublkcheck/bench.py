@@ -4,6 +4,7 @@ runs become medians with min/max, ratios to null_blk, a table and bench.json."""
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import sys
 from pathlib import Path
@@ -41,6 +42,10 @@ def aggregate(lines: list[dict]) -> dict:
             row["clat_p99_us"] = round(statistics.median(r["clat_p99_us"] for r in ok), 1)
             row["lat_mean_us"] = round(statistics.median(r["lat_mean_us"] for r in ok), 1)
             row["iops_by_repeat"] = {str(r.get("repeat", i)): r["iops"] for i, r in enumerate(ok, 1)}
+            for k in ("cpu_us_per_io", "ctxt_per_io", "idle_frac"):  # older raw files lack them
+                vals = [r[k] for r in ok if r.get(k) is not None]
+                if vals:
+                    row[k] = round(statistics.median(vals), 3)
             if target == "null_blk":
                 ceiling[job] = row["iops"]["median"]
         results.append(row)
@@ -52,10 +57,49 @@ def aggregate(lines: list[dict]) -> dict:
         if l.get("event") == "threads":
             threads.setdefault(l["target"], []).append(l["ios"])
     skipped = {l["target"]: l["reason"] for l in lines if l.get("event") == "skip"}
+    profiles = {l["target"]: profile_summary(l) for l in lines if l.get("event") == "profile"}
     order = {t: i for i, t in enumerate(plan.get("targets", []))}
     jorder = {j: i for i, j in enumerate(plan.get("jobs", []))}
     results.sort(key=lambda r: (order.get(r["target"], 999), jorder.get(r["job"], 999)))
-    return {"plan": plan, "skipped": skipped, "results": results, "threads": threads}
+    return {"plan": plan, "skipped": skipped, "results": results, "threads": threads, "profiles": profiles}
+
+
+SERVER_COMMS = ("ublk-io-", "ublk-fixture", "kublk")
+
+
+def _is_kernel(dso: str) -> bool:
+    return dso.startswith("[") and dso != "[vdso]"  # [kernel.kallsyms], [ublk_drv], [netfs]
+
+
+def profile_summary(ev: dict) -> dict:
+    """A perf profile's samples split into who used the CPUs: idle, fio and the server,
+    each in user space and in the kernel (the driver's work on the server's behalf)."""
+    if ev.get("error"):
+        return {"job": ev.get("job"), "error": ev["error"]}
+    share = {"idle": 0.0, "fio_user": 0.0, "fio_kernel": 0.0, "server_user": 0.0, "server_kernel": 0.0,
+             "other": 0.0}
+    for row in ev.get("by_comm_dso", []):
+        pct, comm, dso = row[0], row[1], row[2] if len(row) > 2 else ""
+        side = "kernel" if _is_kernel(dso) else "user"
+        if comm == "swapper":
+            share["idle"] += pct
+        elif comm == "fio":
+            share[f"fio_{side}"] += pct
+        elif comm.startswith(SERVER_COMMS):
+            share[f"server_{side}"] += pct
+        else:
+            share["other"] += pct
+    # The server's symbols summed over its threads (ublk-io-0, ublk-io-1, ...).
+    sym: dict[tuple, float] = {}
+    for r in ev.get("by_symbol", []):
+        if len(r) > 3 and r[1].startswith(SERVER_COMMS):
+            key = (r[2], " ".join(r[3:]))
+            sym[key] = sym.get(key, 0.0) + r[0]
+    top_server = [{"pct": round(pct, 2), "dso": dso, "symbol": s}
+                  for (dso, s), pct in sorted(sym.items(), key=lambda kv: -kv[1])][:8]
+    return {"job": ev.get("job"), "share_pct": {k: round(v, 2) for k, v in share.items()},
+            "top_server_symbols": top_server, "by_comm_dso": ev.get("by_comm_dso", []),
+            "by_symbol": ev.get("by_symbol", [])}
 
 
 def _row(agg: dict, target: str, job: str) -> dict | None:
@@ -96,6 +140,9 @@ def reference_comparison(agg: dict) -> list[dict]:
         row = {"target": target, "job": REF_JOB, "kublk_iops": kublk,
                "kublk_source": "same guest" if same_guest is not None else "DESIGN.md figure",
                "ours_iops": ours, "ratio": round(ours / kublk, 2) if ours else None}
+        ours_row, kublk_row = _row(agg, target, REF_JOB), _row(agg, target.replace("ublk_plain_", "kublk_"), REF_JOB)
+        if ours_row and kublk_row and "cpu_us_per_io" in ours_row and "cpu_us_per_io" in kublk_row:
+            row["cpu_us_per_io"] = {"ours": ours_row["cpu_us_per_io"], "kublk": kublk_row["cpu_us_per_io"]}
         if same_guest is not None:
             row["paired"] = paired_ratio(agg, target, target.replace("ublk_plain_", "kublk_"), REF_JOB)
         out.append(row)
@@ -116,6 +163,11 @@ def alt_comparison(agg: dict) -> list[dict]:
     return out
 
 
+def _num(v, fmt: str) -> str:
+    width = int(fmt.split(".")[0])
+    return format(v, fmt) if v is not None else "-".rjust(width)
+
+
 def _paired_text(p: dict | None) -> str:
     if not p:
         return ""
@@ -127,7 +179,7 @@ def table(agg: dict) -> str:
     w = max([len(r["target"]) for r in agg["results"]] + [6])
     jw = max([len(r["job"]) for r in agg["results"]] + [3])
     lines = [f"{'TARGET'.ljust(w)}  {'JOB'.ljust(jw)}  {'IOPS med':>9} {'min':>8} {'max':>8}  "
-             f"{'p50us':>7} {'p99us':>8}  {'/null_blk':>9}"]
+             f"{'p50us':>7} {'p99us':>8}  {'/null_blk':>9}  {'cpu_us/io':>9} {'idle':>5}"]
     for r in agg["results"]:
         if "iops" not in r:
             lines.append(f"{r['target'].ljust(w)}  {r['job'].ljust(jw)}  ERROR {r['errors'][0][:60]}")
@@ -135,16 +187,28 @@ def table(agg: dict) -> str:
         i = r["iops"]
         ratio = f"{r['ratio_to_null_blk']:.3f}" if r["ratio_to_null_blk"] is not None else "-"
         lines.append(f"{r['target'].ljust(w)}  {r['job'].ljust(jw)}  {i['median']:9.0f} {i['min']:8.0f} "
-                     f"{i['max']:8.0f}  {r['clat_p50_us']:7.1f} {r['clat_p99_us']:8.1f}  {ratio:>9}")
+                     f"{i['max']:8.0f}  {r['clat_p50_us']:7.1f} {r['clat_p99_us']:8.1f}  {ratio:>9}  "
+                     f"{_num(r.get('cpu_us_per_io'), '9.1f')} {_num(r.get('idle_frac'), '5.2f')}")
     for t, why in agg["skipped"].items():
         lines.append(f"{t.ljust(w)}  SKIP {why}")
     for t, reps in agg["threads"].items():
         lines.append(f"per-thread I/Os {t}: " + " | ".join(",".join(map(str, r)) for r in reps))
+    for t, p in agg.get("profiles", {}).items():
+        if p.get("error"):
+            lines.append(f"profile {t}: ERROR {p['error'][:80]}")
+            continue
+        sh = p["share_pct"]
+        top = ", ".join(f"{s['symbol']} {s['pct']:.1f}%" for s in p["top_server_symbols"][:3])
+        lines.append(f"profile {t}: idle {sh['idle']:.1f}%, fio {sh['fio_kernel']:.1f}% kernel + "
+                     f"{sh['fio_user']:.1f}% user, server {sh['server_kernel']:.1f}% kernel + "
+                     f"{sh['server_user']:.1f}% user" + (f"; server's top: {top}" if top else ""))
     for c in agg.get("reference", []):
         ours = f"{c['ours_iops']:.0f}" if c["ours_iops"] is not None else "not measured"
         lines.append(f"vs kublk on {c['job']}: {c['target']}: ours {ours}, kublk {c['kublk_iops']:.0f} "
                      f"({c['kublk_source']})" + (f" -> x{c['ratio']}" if c["ratio"] is not None else "")
-                     + _paired_text(c.get("paired")))
+                     + _paired_text(c.get("paired"))
+                     + (f"; CPU per I/O {c['cpu_us_per_io']['ours']:.0f} vs {c['cpu_us_per_io']['kublk']:.0f} us"
+                        if c.get("cpu_us_per_io") else ""))
     for c in agg.get("alt", []):
         lines.append(f"--compare-build: {c['target']} {c['job']}: {c['base_iops']:.0f} -> {c['alt_iops']:.0f} "
                      f"(x{c['alt_over_base']})" + _paired_text(c.get("paired")))
@@ -169,6 +233,10 @@ def bench(args) -> int:
         if not alt.exists():
             raise UserError(f"--compare-build {args.compare_build}: no fixtures/ublk-fixture in it (build it first)")
         cmd += ["--alt-fixture", str(alt.resolve())]
+    if args.perf:
+        if not shutil.which("perf"):
+            raise UserError("--perf: no perf on this host (apt install linux-perf); the guest runs the host's perf")
+        cmd.append("--perf")
     if args.kublk:
         if not args.kublk.is_file():
             raise UserError(f"--kublk {args.kublk}: no such file (scripts/build-kublk.sh TREE OUT builds it)")

@@ -201,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="a second meson build dir: its ublk-fixture runs as NAME@alt in the same guest")
     b.add_argument("--kublk", type=Path, metavar="PATH",
                    help="the upstream selftest server binary (scripts/build-kublk.sh), measured alongside")
+    b.add_argument("--perf", action="store_true",
+                   help="after the measured rounds, one perf-profiled run of the first job per target: "
+                        "where the CPUs went (idle, fio, server; user and kernel) in bench.json")
     add_run_args(b)
     fs = sub.add_parser("fetch-source", help="unpack Debian's linux-source-SERIES as a tree for --kernel-tree")
     fs.add_argument("series", help="kernel series, e.g. 7.2 or 6.1")

@@ -126,14 +126,46 @@ def queue0_cpus(dev):
         return ""
 
 
-def run_fio(dev, job, runtime, cpus):
+def cpu_sample():
+    """(busy, idle) clock ticks of all CPUs and context switches since boot (/proc/stat)."""
+    busy = idle = ctxt = 0
+    with open("/proc/stat") as f:
+        for line in f:
+            parts = line.split()
+            if parts[0] == "cpu":
+                v = [int(x) for x in parts[1:9]]  # user nice system idle iowait irq softirq steal
+                busy, idle = v[0] + v[1] + v[2] + v[5] + v[6] + v[7], v[3] + v[4]
+            elif parts[0] == "ctxt":
+                ctxt = int(parts[1])
+    return busy, idle, ctxt
+
+
+def cpu_cost(before, after, ios):
+    """Where the guest's CPUs went during one fio run: busy CPU microseconds and context
+    switches per I/O, and the idle share. IOPS on this noisy host swing by a third from run
+    to run; these say whether a server change made each I/O cheaper or only moved the noise."""
+    busy, idle, ctxt = (a - b for a, b in zip(after, before))
+    hz = os.sysconf("SC_CLK_TCK")
+    return {"cpu_us_per_io": round(busy * 1e6 / hz / ios, 2) if ios else None,
+            "ctxt_per_io": round(ctxt / ios, 3) if ios else None,
+            "idle_frac": round(idle / (busy + idle), 3) if busy + idle else None}
+
+
+def fio_cmd(dev, job, runtime, cpus):
     name, rw, engine, qd, nj = job
     cmd = ["fio", "--name=bench", f"--filename={dev}", f"--rw={rw}", "--bs=4k", "--direct=1",
            f"--ioengine={engine}", f"--iodepth={qd}", f"--numjobs={nj}", "--group_reporting",
            "--time_based", f"--runtime={runtime}", "--output-format=json"]
     if cpus:
         cmd.append(f"--cpus_allowed={cpus}")
-    r = sh(cmd, timeout=runtime + 60)
+    return cmd
+
+
+def run_fio(dev, job, runtime, cpus):
+    rw = job[1]
+    before = cpu_sample()
+    r = sh(fio_cmd(dev, job, runtime, cpus), timeout=runtime + 60)
+    after = cpu_sample()
     body = r.stdout[r.stdout.find("{"):] if "{" in r.stdout else ""
     try:
         j = json.loads(body)["jobs"][0]
@@ -141,7 +173,8 @@ def run_fio(dev, job, runtime, cpus):
         return {"error": (r.stderr.strip() or "fio printed no JSON")[-300:]}
     side = j["read"] if rw.endswith("read") else j["write"]
     pct = side.get("clat_ns", {}).get("percentile", {})
-    return {"iops": side.get("iops", 0.0), "error": j.get("error", 0) or "",
+    return {**cpu_cost(before, after, side.get("total_ios", 0)),
+            "iops": side.get("iops", 0.0), "error": j.get("error", 0) or "",
             "lat_mean_us": side.get("lat_ns", {}).get("mean", 0.0) / 1000.0,
             "clat_p50_us": pct.get("50.000000", 0) / 1000.0,
             "clat_p99_us": pct.get("99.000000", 0) / 1000.0,
@@ -156,6 +189,74 @@ def thread_stats(fixture, dev_id):
         return []
 
 
+class Target:
+    """One bench target's device, set up and torn down the same way for a measured round
+    and for the profiling pass."""
+
+    def __init__(self, a, name, kind, extra):
+        self.a, self.name, self.kind, self.extra = a, name, kind, extra
+        self.fixture = a.alt_fixture if kind == "ublk_alt" else a.fixture
+        self.dev_id = None
+
+    def open(self):
+        """(device path or None, why not)"""
+        a = self.a
+        if self.kind == "null_blk":
+            return setup_null_blk(a.queues, a.depth)
+        if self.kind == "kublk":
+            return setup_kublk(a.kublk, a.queues, a.depth, self.extra)
+        dev, self.dev_id, why = setup_ublk(self.fixture, a.queues, a.depth, self.extra)
+        return dev, why
+
+    def close(self):
+        """'' or why the device would not go away (which ends the bench: the next target
+        would share a crowded guest)."""
+        if self.dev_id is not None:
+            r = sh([self.fixture, "del", "-n", str(self.dev_id)], timeout=60)
+            self.dev_id = None
+            return "" if r.returncode == 0 else f"del failed: {r.stderr.strip()}"
+        if self.kind == "kublk":
+            r = sh([self.a.kublk, "del", "-n", str(KUBLK_ID)], timeout=60)
+            return "" if r.returncode == 0 else f"kublk del failed: {r.stderr.strip()}"
+        sh(["modprobe", "-r", "null_blk"])
+        return ""
+
+
+PERF_DATA = "/tmp/bench-perf.data"
+
+
+def perf_table(sort, limit):
+    """perf report of PERF_DATA sorted by `sort` -> [[percent, key, key...], ...]"""
+    r = sh(["perf", "report", "-i", PERF_DATA, "--no-children", "--sort", sort, "--stdio", "-g", "none"],
+           timeout=300)
+    return parse_perf_report(r.stdout, limit)
+
+
+def parse_perf_report(text, limit):
+    rows = []
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts or line.startswith("#") or not parts[0].endswith("%"):
+            continue
+        rows.append([float(parts[0][:-1])] + parts[1:])
+        if len(rows) == limit:
+            break
+    return rows
+
+
+def profile(t, dev, job, runtime, cpus, out):
+    """One run of the job under `perf record -a` (software cpu-clock: TCG has no PMU): where
+    every CPU's time went, by thread and binary and by symbol."""
+    cmd = ["perf", "record", "-a", "-e", "cpu-clock", "-F", "999", "-o", PERF_DATA, "--"]
+    r = sh(cmd + fio_cmd(dev, job, runtime, cpus), timeout=runtime + 120)
+    if r.returncode != 0 or not os.path.exists(PERF_DATA):
+        record(out, event="profile", target=t.name, job=job[0], error=(r.stderr.strip() or "perf failed")[-300:])
+        return
+    record(out, event="profile", target=t.name, job=job[0], by_comm_dso=perf_table("comm,dso", 25),
+           by_symbol=perf_table("comm,dso,sym", 40))
+    os.unlink(PERF_DATA)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--fixture", required=True)
@@ -168,6 +269,8 @@ def main():
     ap.add_argument("--only", default="", help="comma-separated target names")
     ap.add_argument("--alt-fixture", default="", help="a second ublk-fixture build (targets NAME@alt)")
     ap.add_argument("--kublk", default="", help="the upstream selftest server (scripts/build-kublk.sh)")
+    ap.add_argument("--perf", action="store_true",
+                    help="after the measured rounds, profile the first job once per target")
     a = ap.parse_args()
     only = set(filter(None, a.only.split(",")))
     tlist = [t for t in targets(a.profile, bool(a.alt_fixture), bool(a.kublk))
@@ -177,41 +280,34 @@ def main():
            repeats=a.repeats, runtime=a.runtime, queues=a.queues, depth=a.depth,
            cpus=os.cpu_count(), release=os.uname().release)
     skipped = {}
-    for rep in range(1, a.repeats + 1):
+    # The profiling pass comes after the measured rounds: perf's own cost stays out of them.
+    passes = [(rep, False) for rep in range(1, a.repeats + 1)] + ([(0, True)] if a.perf else [])
+    for rep, perf in passes:
         for name, kind, extra, pinned in tlist:
             if name in skipped:
                 continue
-            dev_id = None
-            fixture = a.alt_fixture if kind == "ublk_alt" else a.fixture
-            if kind == "null_blk":
-                dev, why = setup_null_blk(a.queues, a.depth)
-            elif kind == "kublk":
-                dev, why = setup_kublk(a.kublk, a.queues, a.depth, extra)
-            else:
-                dev, dev_id, why = setup_ublk(fixture, a.queues, a.depth, extra)
+            t = Target(a, name, kind, extra)
+            dev, why = t.open()
             if not dev:
                 skipped[name] = why
                 record(a.out, event="skip", target=name, reason=why)
                 progress(f"{name}: SKIP {why}")
                 continue
             cpus = queue0_cpus(dev) if pinned else ""
-            for job in jlist:
-                res = run_fio(dev, job, a.runtime, cpus)
-                record(a.out, event="run", target=name, job=job[0], repeat=rep, cpus=cpus, **res)
-                progress(f"rep {rep} {name} {job[0]}: {res.get('iops', 0):.0f} IOPS {res.get('error') or ''}")
-            if dev_id is not None:
-                record(a.out, event="threads", target=name, repeat=rep, ios=thread_stats(fixture, dev_id))
-                r = sh([fixture, "del", "-n", str(dev_id)], timeout=60)
-                if r.returncode != 0:
-                    progress(f"del {dev_id} failed: {r.stderr.strip()}")
-                    return 1
-            elif kind == "kublk":
-                r = sh([a.kublk, "del", "-n", str(KUBLK_ID)], timeout=60)
-                if r.returncode != 0:
-                    progress(f"kublk del failed: {r.stderr.strip()}")
-                    return 1
+            if perf:
+                profile(t, dev, jlist[0], a.runtime, cpus, a.out)
+                progress(f"profiled {name} {jlist[0][0]}")
             else:
-                sh(["modprobe", "-r", "null_blk"])
+                for job in jlist:
+                    res = run_fio(dev, job, a.runtime, cpus)
+                    record(a.out, event="run", target=name, job=job[0], repeat=rep, cpus=cpus, **res)
+                    progress(f"rep {rep} {name} {job[0]}: {res.get('iops', 0):.0f} IOPS {res.get('error') or ''}")
+                if t.dev_id is not None:
+                    record(a.out, event="threads", target=name, repeat=rep, ios=thread_stats(t.fixture, t.dev_id))
+            why = t.close()
+            if why:
+                progress(why)
+                return 1
     return 0
 
 
