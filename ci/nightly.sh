@@ -9,7 +9,8 @@
 # --tree-dir: an existing checkout (or `./ublkcheck fetch-source 7.2 DIR`); --debug picks the
 # ci/kconfig debug fragments for that tree build.
 # --quick: the three Debian kernels with the default (short) stress, plus the seed-panic
-# reproducer; without it the stress loads run 60 s and the whole bug zoo runs.
+# reproducer; without it the stress loads run 60 s, the whole bug zoo and the quick
+# benchmark run (KUBLK=path/to/kublk adds the upstream server to it).
 # --shard I/N: only part I of each kernel's tests (`ublkcheck run --shard`), results in
 # DIR/<kernel>.shard-I-of-N for `ublkcheck merge`. The reproducer and the zoo (both on
 # debian:sid) then run only in part 1 and only where --kernels has debian:sid, so a
@@ -91,6 +92,11 @@ echo "== seed panic reproducer"
 if [ "$QUICK" = 0 ]; then
   echo "== bug zoo"
   ./ublkcheck zoo --kernel debian:sid --results "$OUT/zoo" || rc=1
+  # The reference job night after night (bench.json: medians, ratios to null_blk); with
+  # KUBLK=path (scripts/build-kublk.sh) the upstream server runs alongside.
+  echo "== benchmark"
+  ./ublkcheck bench --kernel debian:sid --profile quick --repeats 5 --runtime 3 \
+    ${KUBLK:+--kublk "$KUBLK"} --results "$OUT/bench" || rc=1
 fi
 echo "nightly: $(( $(date +%s) - start ))s, results in $OUT, exit $rc"
 exit $rc
