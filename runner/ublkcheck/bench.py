@@ -132,19 +132,19 @@ def reference_comparison(agg: dict) -> list[dict]:
     kublk (--kublk), else against the figures measured on these machines earlier."""
     out = []
     for target in [*KUBLK_REFERENCE, "ublk_plain_batch"]:
-        ours = _median(agg, target, REF_JOB)
-        same_guest = _median(agg, target.replace("ublk_plain_", "kublk_"), REF_JOB)
-        kublk = same_guest if same_guest is not None else KUBLK_REFERENCE.get(target)
+        theirs = target.replace("ublk_plain_", "kublk_")
+        ours_row, kublk_row = _row(agg, target, REF_JOB), _row(agg, theirs, REF_JOB)
+        ours = ours_row["iops"]["median"] if ours_row else None
+        kublk = kublk_row["iops"]["median"] if kublk_row else KUBLK_REFERENCE.get(target)
         if kublk is None:  # batch I/O has no earlier figure: only a same-guest kublk counts
             continue
         row = {"target": target, "job": REF_JOB, "kublk_iops": kublk,
-               "kublk_source": "same guest" if same_guest is not None else "DESIGN.md figure",
+               "kublk_source": "same guest" if kublk_row else "DESIGN.md figure",
                "ours_iops": ours, "ratio": round(ours / kublk, 2) if ours else None}
-        ours_row, kublk_row = _row(agg, target, REF_JOB), _row(agg, target.replace("ublk_plain_", "kublk_"), REF_JOB)
+        if kublk_row:
+            row["paired"] = paired_ratio(agg, target, theirs, REF_JOB)
         if ours_row and kublk_row and "cpu_us_per_io" in ours_row and "cpu_us_per_io" in kublk_row:
             row["cpu_us_per_io"] = {"ours": ours_row["cpu_us_per_io"], "kublk": kublk_row["cpu_us_per_io"]}
-        if same_guest is not None:
-            row["paired"] = paired_ratio(agg, target, target.replace("ublk_plain_", "kublk_"), REF_JOB)
         out.append(row)
     return out
 

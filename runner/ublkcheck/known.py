@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from .model import RunResult
+from .model import REPORT_LINE_PREFIX, RunResult
 
 DEFAULT = Path(__file__).resolve().parents[2] / "ci" / "known-issues.json"
 
@@ -51,7 +51,7 @@ def annotate(run: RunResult, issues: list[dict]) -> int:
             by_test = _test_issue(t.name, issues, release)
             if by_test:
                 notes.insert(0, by_test["note"])
-            elif not t.reports or not t.message.startswith("kernel report during the test"):
+            elif not t.reports or not t.message.startswith(REPORT_LINE_PREFIX):
                 continue  # its own assertions failed, and no entry names this test
             t.properties["known_issue"] = notes[0]
             marked += 1

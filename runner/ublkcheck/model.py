@@ -8,6 +8,9 @@ from dataclasses import dataclass, field, asdict
 from typing import Optional
 
 STATUSES = ("pass", "fail", "skip", "error")
+# The line the orchestrator puts first in a test's message for each kernel report printed
+# while it ran (a report fails a test whose assertions passed).
+REPORT_LINE_PREFIX = "kernel report during the test:"
 
 
 @dataclass
@@ -19,6 +22,12 @@ class Report:
     excerpt: str         # the report's lines, as printed
     line: int = 0        # index of the first line in console.log
     test: Optional[str] = None  # test that was running when it was printed
+
+    def names_ublk(self) -> bool:
+        """ublk_drv in the call trace, or a ublk task or message: a report our tests and
+        patches can be blamed for. A TCG guest now and then oopses on its own (an int3 in
+        kthreadd at boot), and such a report names no ublk."""
+        return "ublk" in self.excerpt
 
 
 @dataclass

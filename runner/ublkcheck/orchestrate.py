@@ -16,7 +16,7 @@ from pathlib import Path
 from . import initramfs, known, vm
 from .discover import PlannedTest
 from .kernel import Kernel
-from .model import Report, RunResult, TestResult
+from .model import REPORT_LINE_PREFIX, Report, RunResult, TestResult
 from .scan import header_kind, scan_lines, strip_prefix
 
 AGENT = Path(__file__).parent / "guest" / "agent.py"
@@ -300,6 +300,6 @@ class Orchestrator:
                 t.reports.append(r)
                 if t.status in ("pass", "skip"):
                     t.status = "fail"
-                    t.message = (f"kernel report during the test: {r.title}\n" + t.message).strip()
+                    t.message = (f"{REPORT_LINE_PREFIX} {r.title}\n" + t.message).strip()
         known.annotate(run, known.load())
         return run

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .errors import UserError
 from .grid import Cell, Grid, build_grid
+from .model import REPORT_LINE_PREFIX
 from .rundirs import KernelRun, load_kernel_runs
 
 MAX_SVG = 2 * 1024 * 1024   # a chart bigger than this is linked by name, not inlined
@@ -178,7 +179,7 @@ def _failures_and_reports(p: Page) -> list[str]:
                                              for x in t.reports if p.rkey(ki, x) in p.report_id) + "</p>")
             # The reports are linked just above: keep only what the message adds to them.
             msg = "\n".join(l for l in t.message.splitlines()
-                            if not (t.reports and l.startswith("kernel report during the test:")))
+                            if not (t.reports and l.startswith(REPORT_LINE_PREFIX)))
             if msg.strip():
                 out.append(f"<pre>{escape(msg)}</pre>")
         if r.reports:

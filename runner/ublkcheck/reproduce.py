@@ -36,7 +36,7 @@ def seed_report(reports):
     is in ublk_drv, printed while the seed workload ran. Anything else (a TCG boot-time int3
     oops in ktime_get_with_offset was seen in CI) is not a reproduction."""
     for r in reports:
-        if r.test == TEST and "NULL pointer dereference" in r.title and "ublk" in r.excerpt:
+        if r.test == TEST and "NULL pointer dereference" in r.title and r.names_ublk():
             return r
     return None
 

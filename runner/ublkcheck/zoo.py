@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .cli import REPO, _results_dir, execute
 from .errors import UserError
+from .model import REPORT_LINE_PREFIX
 
 MUTANTS = REPO / "fixtures" / "mutants"
 
@@ -38,29 +39,20 @@ def _failed(run) -> list:
     return [t for t in run.tests if t.status in ("fail", "error") and not t.properties.get("known_issue")]
 
 
-REPORT_PREFIX = "kernel report during the test:"
-
-
-def in_ublk(report) -> bool:
-    """A report the mutant can be blamed for: ublk_drv in its call trace, or a ublk task or
-    message in it. A TCG guest now and then oopses on its own (an int3 in kthreadd at boot
-    fooled the seed reproducer once); such a report names no ublk and catches nothing."""
-    return "ublk" in report.excerpt
-
-
 def _fails_on_its_own(t) -> bool:
     """The test failed for more than a kernel report (an assertion, a hang, a crash of the
-    test program), or one of the reports that failed it is ublk's."""
-    own = [l for l in t.message.splitlines() if l.strip() and not l.startswith(REPORT_PREFIX)]
-    return bool(own) or not t.reports or any(in_ublk(r) for r in t.reports)
+    test program), or one of the reports that failed it names ublk."""
+    own = [l for l in t.message.splitlines() if l.strip() and not l.startswith(REPORT_LINE_PREFIX)]
+    return bool(own) or not t.reports or any(r.names_ublk() for r in t.reports)
 
 
 def verdict(run, stock_failed: set[str], stock_sigs: set[str]):
     """(tests that catch the mutant, report titles that catch it, report titles left out):
-    against the stock driver's control run on the same tests."""
+    against the stock driver's control run on the same tests. Only a report that names ublk
+    catches a mutant (Report.names_ublk)."""
     failed = [t for t in _failed(run) if t.name not in stock_failed and _fails_on_its_own(t)]
     new = [r for r in run.reports if r.signature not in stock_sigs]
-    return failed, [r.title for r in new if in_ublk(r)], [r.title for r in new if not in_ublk(r)]
+    return failed, [r.title for r in new if r.names_ublk()], [r.title for r in new if not r.names_ublk()]
 
 
 def zoo(args) -> int:

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "cpus.h"
 #include "device.h"
 #include "env.h"
 #include "raw_io.h"
@@ -30,20 +31,6 @@ std::string read_file(const std::string& p) {
   std::string s = ss.str();
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   return s;
-}
-
-// "0-1,3" -> {0,1,3}
-std::vector<int> parse_cpu_list(const std::string& s) {
-  std::vector<int> out;
-  std::stringstream ss(s);
-  std::string part;
-  while (std::getline(ss, part, ',')) {
-    auto dash = part.find('-');
-    int a = std::stoi(part.substr(0, dash));
-    int b = dash == std::string::npos ? a : std::stoi(part.substr(dash + 1));
-    for (int i = a; i <= b; i++) out.push_back(i);
-  }
-  return out;
 }
 
 }  // namespace

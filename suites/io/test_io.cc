@@ -12,8 +12,8 @@
 #include <fstream>
 #include <map>
 #include <memory>
-#include <set>
 
+#include "cpus.h"
 #include "device.h"
 #include "env.h"
 #include "fio.h"
@@ -248,26 +248,9 @@ TEST(Null, BatchIoFioRandReadCompletes) {
 
 namespace {
 
-// "0-2,5" (Cpus_allowed_list) -> {0,1,2,5}
-std::set<int> parse_cpu_list(const std::string& s) {
-  std::set<int> out;
-  size_t i = 0;
-  while (i < s.size()) {
-    size_t end = s.find(',', i);
-    if (end == std::string::npos) end = s.size();
-    const std::string part = s.substr(i, end - i);
-    const size_t dash = part.find('-');
-    const int lo = std::stoi(part.substr(0, dash));
-    const int hi = dash == std::string::npos ? lo : std::stoi(part.substr(dash + 1));
-    for (int c = lo; c <= hi; c++) out.insert(c);
-    i = end + 1;
-  }
-  return out;
-}
-
 // The server's I/O threads ("ublk-io-N") and the CPUs each may run on.
-std::map<std::string, std::set<int>> io_thread_cpus(int pid) {
-  std::map<std::string, std::set<int>> out;
+std::map<std::string, std::vector<int>> io_thread_cpus(int pid) {
+  std::map<std::string, std::vector<int>> out;
   std::error_code ec;
   const std::filesystem::path task = "/proc/" + std::to_string(pid) + "/task";
   for (const auto& t : std::filesystem::directory_iterator(task, ec)) {
@@ -298,13 +281,15 @@ TEST(Threads, AffinityPinsEachQueueThreadToItsQueueCpus) {
   for (unsigned q = 0; q < 2; q++) {
     std::vector<int> cpus;
     ASSERT_GE(c.get_queue_affinity(uint32_t(d.id()), uint16_t(q), &cpus), 0);
-    EXPECT_EQ(threads["ublk-io-" + std::to_string(q)], std::set<int>(cpus.begin(), cpus.end()))
+    EXPECT_EQ(threads["ublk-io-" + std::to_string(q)], cpus)
         << "queue " << q;
     EXPECT_LT(cpus.size(), size_t(ncpu)) << "queue " << q << " maps to every CPU: pinning proves nothing";
   }
   FixtureDevice floating({"-t", "null", "-q", "2"});
   ASSERT_DEVICE(floating);
-  for (const auto& [name, cpus] : io_thread_cpus(floating.pid()))
+  auto floaters = io_thread_cpus(floating.pid());
+  ASSERT_EQ(floaters.size(), 2u) << "expected threads ublk-io-0 and ublk-io-1";
+  for (const auto& [name, cpus] : floaters)
     EXPECT_EQ(cpus.size(), size_t(ncpu)) << name << " is pinned without --affinity";
   FioResult r = run_fio(fio_job(d.block(), "randread", "4k", 16, 2, "io_uring", 1), 60s);
   EXPECT_TRUE(r.ok()) << r.describe();
