@@ -1,20 +1,30 @@
 #!/bin/bash
-# Builds the upstream ublk selftest server (kublk) from a kernel tree, so `ublkcheck bench
-# --kublk PATH` can measure it in the same guest as ublk-fixture.
+# Builds the upstream ublk selftest server (kublk) from a kernel tree, and its helper
+# metadata_size next to it when the tree has one. `ublkcheck bench --kublk PATH` measures
+# kublk beside ublk-fixture; `ublkcheck run --suite kselftests` runs the tree's selftest
+# scripts with both (it calls this script with LIBURING set).
 #   scripts/build-kublk.sh TREE OUT     (TREE: e.g. from `./ublkcheck fetch-source 7.2 DIR`)
-# Bookworm's liburing is 2.3: kublk's batch mode (UBLK_F_BATCH_IO) needs the 2.4 buffer-ring
-# helpers, which are stubbed to fail here; the benchmark's per-queue and per-io modes do
-# not use them.
+#   LIBURING=DIR scripts/build-kublk.sh TREE OUT
+# LIBURING is the root of an unpacked liburing-dev package (e.g. trixie's 2.9: the runner
+# fetches it privately); kublk is then linked statically against its liburing.a, so the
+# guest does not need that library. Without LIBURING the host's liburing is used; bookworm's
+# is 2.3, whose missing 2.4 buffer-ring helpers (kublk's batch mode) are stubbed to fail:
+# enough for the benchmark's per-queue and per-io modes, not for the selftests.
 set -euo pipefail
 TREE=${1:?usage: scripts/build-kublk.sh KERNEL_TREE OUT_BINARY}
 OUT=${2:?usage: scripts/build-kublk.sh KERNEL_TREE OUT_BINARY}
 SRC="$TREE/tools/testing/selftests/ublk"
 [ -f "$SRC/kublk.c" ] || { echo "build-kublk: $SRC/kublk.c not found (is $TREE a 6.14+ kernel tree?)" >&2; exit 2; }
+if [ -n "${LIBURING:-}" ] && [ ! -f "$LIBURING/usr/lib/x86_64-linux-gnu/liburing.a" ]; then
+  echo "build-kublk: LIBURING=$LIBURING has no usr/lib/x86_64-linux-gnu/liburing.a (an unpacked liburing-dev)" >&2
+  exit 2
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/inc/linux"
-cp "$TREE/include/uapi/linux/ublk_cmd.h" "$TREE/include/uapi/linux/io_uring.h" "$TREE/include/uapi/linux/fs.h" "$work/inc/linux/"
-[ -d "$TREE/include/uapi/linux/io_uring" ] && cp -r "$TREE/include/uapi/linux/io_uring" "$work/inc/linux/"
+# The tree's own UAPI headers (ublk_cmd.h of the kernel under test, and what io_uring.h and
+# liburing pull in), ahead of the host's older ones.
+mkdir -p "$work/inc"
+cp -r "$TREE/include/uapi/linux" "$work/inc/"
 cat > "$work/liburing_compat.c" <<'C'
 #include <errno.h>
 #include <liburing.h>
@@ -32,10 +42,20 @@ int io_uring_free_buf_ring(struct io_uring *ring, struct io_uring_buf_ring *br,
 }
 #endif
 C
+inc=(-I "$work/inc")
+lib=(-luring)
+if [ -n "${LIBURING:-}" ]; then
+  inc+=(-I "$LIBURING/usr/include")
+  lib=("$LIBURING/usr/lib/x86_64-linux-gnu/liburing.a")
+fi
+# kublk is every .c of the directory but the standalone helper, as its Makefile builds it.
 srcs=()
-for f in kublk null file_backed common fault_inject stripe batch; do
-  [ -f "$SRC/$f.c" ] && srcs+=("$SRC/$f.c")
+for f in "$SRC"/*.c; do
+  [ "$(basename "$f")" = metadata_size.c ] || srcs+=("$f")
 done
-gcc -D_GNU_SOURCE -O3 -w -I "$work/inc" -I "$SRC" "${srcs[@]}" "$work/liburing_compat.c" \
-  -o "$OUT" -lpthread -lm -luring
+gcc -D_GNU_SOURCE -O3 -w "${inc[@]}" -I "$SRC" "${srcs[@]}" "$work/liburing_compat.c" \
+  -o "$OUT" -lpthread -lm "${lib[@]}"
+if [ -f "$SRC/metadata_size.c" ]; then
+  gcc -D_GNU_SOURCE -O2 -w "${inc[@]}" -I "$SRC" "$SRC/metadata_size.c" -o "$(dirname "$OUT")/metadata_size"
+fi
 echo "$OUT"

@@ -216,7 +216,8 @@ def table(agg: dict) -> str:
 
 
 def bench(args) -> int:
-    from .cli import execute, REPO
+    from .cli import execute
+    from .paths import REPO
     if args.repeats < 1:
         raise UserError(f"--repeats {args.repeats}: need at least 1 (3 or more for a median worth reading)")
     if args.runtime < 1:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .errors import UserError
 
-REPO = Path(__file__).resolve().parents[2]
+from .paths import REPO
 
 
 def _results_dir(base: str | None, label: str) -> Path:
@@ -35,7 +35,12 @@ def add_run_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--rebuild-driver", action="store_true",
                     help="rebuild ublk_drv.ko from the kernel's source even without --patch (a control run)")
     ap.add_argument("--build", default=str(REPO / "build"), type=Path, help="meson build dir (default ./build)")
-    ap.add_argument("--suite", default="vm", help="meson suite to run (default vm)")
+    ap.add_argument("--suite", default="vm",
+                    help="what to run, comma-separated: a meson suite (default vm) and/or kselftests "
+                         "(the upstream tools/testing/selftests/ublk scripts of the kernel's own source)")
+    ap.add_argument("--coverage", action="store_true",
+                    help="with --kernel-tree: ublk_drv.ko built with gcov; per-test and whole-run "
+                         "line/function/branch coverage of ublk_drv.c in coverage/ (implies --debug gcov)")
     ap.add_argument("--filter", action="append", default=[], help="glob on test names (repeatable)")
     ap.add_argument("--exclude", action="append", default=[], help="glob of tests to leave out")
     ap.add_argument("--smp", type=int, default=2)
@@ -59,8 +64,15 @@ def resolve_kernel(args):
     from .kernel import DebianKernels, from_paths
     if getattr(args, "kernel_tree", None):
         from .tree import TreeBuilder, parse_debug
-        tb = TreeBuilder(args.kernel_tree, parse_debug(args.debug))
+        debug = parse_debug(args.debug)
+        if getattr(args, "coverage", False) and "gcov" not in debug:
+            debug = sorted(debug + ["gcov"])
+        tb = TreeBuilder(args.kernel_tree, debug)
         return tb, tb.build()
+    if getattr(args, "coverage", False):
+        raise UserError("--coverage needs a kernel built with CONFIG_GCOV_KERNEL, which Debian's kernels "
+                        "are not: build the same version's source, e.g. `./ublkcheck fetch-source 7.2 DIR` "
+                        "then `--kernel-tree DIR/linux-source-7.2 --coverage`")
     if args.debug:
         raise UserError("--debug selects config fragments for a tree build: use it with --kernel-tree DIR")
     if args.kernel.startswith("debian:"):
@@ -69,33 +81,38 @@ def resolve_kernel(args):
     return None, from_paths(args.kernel, args.modules)
 
 
-def build_module(source, kernel, patches: list[Path], rebuild: bool = False) -> Path | None:
-    if not patches and not rebuild:
+def build_module(source, kernel, patches: list[Path], rebuild: bool = False,
+                 gcov: bool = False) -> Path | None:
+    if not patches and not rebuild and not gcov:
         return None
     from .patch import DRIVER, ModuleBuilder, build_external
     from .tree import TreeBuilder
     if source is None:
         raise UserError("--patch needs the kernel's source: use --kernel debian:... or --kernel-tree DIR")
     print(f"ublkcheck: building ublk_drv.ko for {kernel.release} with "
-          f"{', '.join(map(str, patches)) or 'no patch'}", file=sys.stderr)
+          f"{', '.join(map(str, patches)) or 'no patch'}{' (gcov)' if gcov else ''}", file=sys.stderr)
     if isinstance(source, TreeBuilder):
         return build_external(source.src / DRIVER, patches, source.out / "ublkcheck-patched",
-                              source.module_build_args())
+                              source.module_build_args(), gcov=gcov)
     return ModuleBuilder(source, kernel).build(patches)
 
 
 def execute(args, command: list[str] | None, label: str | None = None):
     """Shared by run/reproduce/zoo: boots and runs, returns (RunResult, outdir)."""
     from . import vm
-    from .discover import discover
+    from .discover import plan_suites, select
     from .orchestrate import Limits, Orchestrator
     from .results import write_all
     from .shard import empty_run, parse_shard, select_shard
     shard = parse_shard(args.shard) if getattr(args, "shard", None) else None
     if shard and command:
         raise UserError("--shard splits the test list; it does not apply to `-- COMMAND`")
+    coverage = getattr(args, "coverage", False)
+    if coverage:
+        from .coverage import check_tools
+        check_tools()
     dk, kernel = resolve_kernel(args)
-    module = build_module(dk, kernel, args.patch, getattr(args, "rebuild_driver", False))
+    module = build_module(dk, kernel, args.patch, getattr(args, "rebuild_driver", False), gcov=coverage)
     accel = args.accel if args.accel != "auto" else ("kvm" if vm.kvm_usable() else "tcg")
     vm.qemu_binary()
     cfg = vm.VmConfig(smp=args.smp, mem_mb=args.mem, accel=accel, append=args.append)
@@ -108,15 +125,14 @@ def execute(args, command: list[str] | None, label: str | None = None):
     if module:
         env["UBLKCHECK_PATCHED_MODULE"] = str(module)
     plan = {"cwd": os.getcwd(), "module": str(module) if module else None,
-            "fixture": str(args.build / "fixtures" / "ublk-fixture"), "env": env}
+            "fixture": str(args.build / "fixtures" / "ublk-fixture"), "env": env,
+            "coverage": coverage}
     if command:
         tests = []
         plan["command"] = shlex.join(command) if len(command) > 1 else command[0]
         plan["command_name"] = "command"
     else:
-        tests = discover(args.build, args.suite, args.filter, args.exclude)
-        if not tests:
-            raise UserError(f"no tests match in {args.build} (suite {args.suite}, filter {args.filter or '*'})")
+        tests = select(plan_suites(args.build, args.suite, dk, kernel), args.filter, args.exclude)
         if shard:
             everything, tests = len(tests), select_shard(tests, *shard)
             if not tests:  # more shards than tests: an empty part, no guest to boot
@@ -130,6 +146,9 @@ def execute(args, command: list[str] | None, label: str | None = None):
     orch = Orchestrator(kernel, cfg, out, limits, module=module, env=env, quiet=args.quiet)
     run = orch.run(plan, tests, spec, [str(p) for p in args.patch])
     run.shard = args.shard if shard else ""
+    if coverage and module:
+        from .coverage import collect
+        run.coverage = collect(run, out, module.parent, kernel.release)
     write_all(run, out)
     return run, out
 
@@ -144,6 +163,9 @@ def cmd_run(args, command) -> int:
         for t in slow:
             print(f"  {t.duration_s:7.1f}s  {t.name}")
         print("per suite: " + ", ".join(f"{k} {v:.0f}s" for k, v in run.suite_durations().items()))
+    if run.coverage:
+        from .coverage import summary_line
+        print(summary_line(run.coverage))
     print(f"boot to agent: {run.boot_seconds}s; results in {out}")
     if command and run.tests and run.tests[0].properties.get("exit_code") not in (None, 0):
         return int(run.tests[0].properties["exit_code"]) or 1

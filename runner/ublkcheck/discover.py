@@ -18,6 +18,7 @@ class PlannedTest:
     binary: str
     filter: str    # gtest filter selecting exactly this case
     timeout: int = 900
+    kind: str = "gtest"  # "gtest": one case of a GoogleTest binary; "script": a kselftest script
 
     def to_dict(self) -> dict:
         return self.__dict__.copy()
@@ -57,8 +58,34 @@ def discover(build: Path, suite: str = "vm", patterns: list[str] | None = None,
         for case in parse_gtest_list(p.stdout):
             tests.append(PlannedTest(name=f"{mt['name']}.{case}", suite=mt["name"], binary=binary,
                                      filter=case, timeout=int(mt.get("timeout", 900) or 900)))
+    if not tests:
+        raise UserError(f"--suite {suite}: no such meson suite in {build} (e.g. vm, or kselftests)")
+    return select(tests, patterns, exclude) if (patterns or exclude) else tests
+
+
+def plan_suites(build: Path, suites: str, source=None, kernel=None) -> list[PlannedTest]:
+    """The tests of every suite named in `--suite` (comma-separated): meson suites of our
+    build, and `kselftests`, the upstream scripts of the kernel's own source."""
+    from . import kselftests
+    tests: list[PlannedTest] = []
+    for s in [x.strip() for x in suites.split(",") if x.strip()]:
+        if s == kselftests.SUITE:
+            tests += kselftests.planned(kselftests.stage(kselftests.source_tree(source, kernel)))
+        else:
+            tests += discover(build, s)
+    return tests
+
+
+def select(tests: list[PlannedTest], patterns: list[str] | None, exclude: list[str] | None) -> list[PlannedTest]:
+    """--filter globs keep, --exclude globs drop; a selection that leaves nothing is refused
+    with the option that emptied it."""
     if patterns:
         tests = [t for t in tests if any(fnmatch.fnmatch(t.name, p) for p in patterns)]
+        if not tests:
+            raise UserError(f"--filter {' '.join(patterns)}: matches no test (names look like "
+                            "control.Features.WordIsNonZeroAndHasIoctlEncoding or kselftests.test_null_01)")
     if exclude:
         tests = [t for t in tests if not any(fnmatch.fnmatch(t.name, p) for p in exclude)]
+        if not tests:
+            raise UserError(f"--exclude {' '.join(exclude)}: leaves no test to run")
     return tests

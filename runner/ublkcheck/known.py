@@ -8,8 +8,9 @@ import re
 from pathlib import Path
 
 from .model import REPORT_LINE_PREFIX, RunResult
+from .paths import KNOWN_ISSUES
 
-DEFAULT = Path(__file__).resolve().parents[2] / "ci" / "known-issues.json"
+DEFAULT = KNOWN_ISSUES
 
 
 def load(path: Path = DEFAULT) -> list[dict]:

@@ -63,6 +63,7 @@ class RunResult:
     shard: str = ""                 # "I/N" when --shard ran a part of the tests
     merged_from: list[str] = field(default_factory=list)  # `ublkcheck merge` inputs
     shards: list[dict] = field(default_factory=list)      # per merged input: dir, shard, tests, duration_s, boots
+    coverage: dict = field(default_factory=dict)  # --coverage: ublk_drv.c lines/functions/branches (coverage.py)
 
     def totals(self) -> dict:
         t = {s: 0 for s in STATUSES}

@@ -96,22 +96,25 @@ class ModuleBuilder:
                               ["-C", str(tree), f"KERNELRELEASE={self.kernel.release}"])
 
 
-def build_external(src: Path, patches: list[Path], cache: Path, make_args: list[str]) -> Path:
+def build_external(src: Path, patches: list[Path], cache: Path, make_args: list[str],
+                   gcov: bool = False) -> Path:
     """ublk_drv.ko from `src` with `patches` applied, built as an external module with
-    `make <make_args> M=...`; cached under `cache` by the hash of the source and patches."""
+    `make <make_args> M=...`; cached under `cache` by the hash of the source and patches.
+    With `gcov` the module alone is instrumented (GCOV_PROFILE): its ublk_drv.gcno stays
+    beside the .ko for the coverage stage."""
     for p in patches:
         check_patch(p, src)
     h = hashlib.sha256(src.read_bytes())
     for p in patches:
         h.update(p.read_bytes())
-    out = cache / h.hexdigest()[:16]
+    out = cache / (h.hexdigest()[:16] + ("-gcov" if gcov else ""))
     ko = out / "ublk_drv.ko"
     if ko.exists():
         return ko
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     shutil.copy2(src, out / "ublk_drv.c")
-    (out / "Kbuild").write_text("obj-m := ublk_drv.o\n")
+    (out / "Kbuild").write_text("obj-m := ublk_drv.o\n" + ("GCOV_PROFILE := y\n" if gcov else ""))
     for p in patches:
         _run(["patch", "-p3", "-f", "-i", str(p.resolve())], cwd=out, what=f"apply {p}")
     _run(["make", *make_args, f"M={out}", "modules"], what="build ublk_drv.ko")

@@ -8,10 +8,11 @@ import re
 import time
 from pathlib import Path
 
-from .cli import REPO, execute
+from .cli import execute
+from .paths import MUTANTS
 from .errors import UserError
 
-MUTANT = REPO / "fixtures" / "mutants" / "per-io-daemon-v7-batch.patch"
+MUTANT = MUTANTS / "per-io-daemon-v7-batch.patch"
 TEST = "stress.Stress.SeedPanicWorkload"
 
 

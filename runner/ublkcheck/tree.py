@@ -15,11 +15,10 @@ from pathlib import Path
 
 from .errors import UserError
 from .kernel import Kernel, cache_dir, run_depmod
+from .paths import KCONFIG
 
-REPO = Path(__file__).resolve().parents[2]
-KCONFIG = REPO / "ci" / "kconfig"
 DEBUG_FRAGMENTS = {"kasan": "debug-kasan.config", "lockdep": "debug-lockdep.config",
-                   "hung-task": "debug-hung-task.config"}
+                   "hung-task": "debug-hung-task.config", "gcov": "debug-gcov.config"}
 
 
 def parse_debug(value: str) -> list[str]:

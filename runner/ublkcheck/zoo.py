@@ -8,11 +8,11 @@ import json
 import time
 from pathlib import Path
 
-from .cli import REPO, _results_dir, execute
+from .cli import _results_dir, execute
+from .paths import MUTANTS
 from .errors import UserError
 from .model import REPORT_LINE_PREFIX
 
-MUTANTS = REPO / "fixtures" / "mutants"
 
 
 def mutants(names: list[str]) -> list[dict]:

@@ -9,6 +9,8 @@ import sys
 import time
 
 SHARE = "/ublkcheck-results"
+GCOV = "/sys/kernel/debug/gcov"
+KSFT_SKIP = 4
 
 
 def kmsg(text):
@@ -100,15 +102,94 @@ def skip_message(output):
     return ""
 
 
+def safe_name(name):
+    return name.replace("/", "_")
+
+
+def coverage_setup(plan):
+    """--coverage: debugfs holds the instrumented ublk_drv's gcov counters."""
+    if not plan.get("coverage"):
+        return ""
+    if not os.path.isdir(GCOV):
+        sh("mount -t debugfs none /sys/kernel/debug")
+    if not os.path.exists(os.path.join(GCOV, "reset")):
+        return f"--coverage: no {GCOV}/reset in the guest (a kernel without CONFIG_GCOV_KERNEL?)"
+    return ""
+
+
+def coverage_reset(plan):
+    # Any write zeroes every counter: each test's .gcda then holds that test alone.
+    if plan.get("coverage"):
+        with open(os.path.join(GCOV, "reset"), "w") as f:
+            f.write("1")
+
+
+def coverage_save(name, plan):
+    """Copy ublk_drv's counters after a test (the file lives under the build path of the
+    module, mirrored in debugfs; it stays after an unload, gcov_persist)."""
+    if not plan.get("coverage"):
+        return None
+    for root, _dirs, files in os.walk(GCOV):
+        if "ublk_drv.gcda" in files:
+            dest = os.path.join(SHARE, "coverage", safe_name(name) + ".gcda")
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            with open(os.path.join(root, "ublk_drv.gcda"), "rb") as src, open(dest, "wb") as out:
+                out.write(src.read())
+            return dest
+    return None
+
+
+def run_script(t, plan):
+    """(rc, output) of one kselftest script, run from its own directory in its own process
+    group: on a timeout the whole group (its kublk daemons too) is killed."""
+    p = subprocess.Popen(["bash", t["binary"]], cwd=os.path.dirname(t["binary"]),
+                         env=dict(os.environ, **plan.get("env", {})), stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        out, _ = p.communicate(timeout=t.get("timeout", 180))
+        return p.returncode, out
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, 9)
+        out, _ = p.communicate()
+        return -1, (out or "") + f"\ntimed out after {t.get('timeout')}s in the guest"
+
+
+def script_result(rc, output):
+    """(status, message, skip_reason) by kselftest's exit codes: 0 pass, 4 skip, else fail."""
+    if rc == 0:
+        return "pass", "", ""
+    if rc == KSFT_SKIP:
+        lines = [l.strip() for l in output.splitlines() if l.strip()]
+        body = [l for l in lines if not l.endswith(": [SKIP]")]
+        return "skip", "", (body[-1] if body else "exit 4 (KSFT_SKIP)")[:300]
+    return "fail", f"exit {rc}\n{output[-4000:]}", ""
+
+
 def run_test(t, plan):
     name = t["name"]
-    out_json = os.path.join(SHARE, "gtest", name.replace("/", "_") + ".json")
-    art = os.path.join(SHARE, "artifacts", name.replace("/", "_"))
+    if t.get("kind") == "script":
+        event(event="start", name=name)
+        coverage_reset(plan)
+        kmsg(f"START {name}")
+        t0 = time.time()
+        rc, output = run_script(t, plan)
+        dur = time.time() - t0
+        status, msg, skip = script_result(rc, output)
+        kmsg(f"END {name} {status}")
+        props = {"exit_code": rc}
+        if coverage_save(name, plan):
+            props["coverage"] = True
+        event(event="result", name=name, status=status, duration=dur, message=msg[-8000:],
+              skip_reason=skip, properties=props)
+        return
+    out_json = os.path.join(SHARE, "gtest", safe_name(name) + ".json")
+    art = os.path.join(SHARE, "artifacts", safe_name(name))
     os.makedirs(os.path.dirname(out_json), exist_ok=True)
     os.makedirs(art, exist_ok=True)
     env = dict(os.environ, UBLKCHECK_ARTIFACTS=art, **plan.get("env", {}))
     cmd = [t["binary"], f"--gtest_filter={t['filter']}", f"--gtest_output=json:{out_json}"]
     event(event="start", name=name)
+    coverage_reset(plan)
     kmsg(f"START {name}")
     t0 = time.time()
     try:
@@ -130,6 +211,8 @@ def run_test(t, plan):
         if status == "pass" and rc != 0:
             status, msg = "fail", f"exit {rc} after passing assertions\n{output[-4000:]}"
     kmsg(f"END {name} {status}")
+    if coverage_save(name, plan):
+        props = dict(props, coverage=True)
     event(event="result", name=name, status=status, duration=dur, message=msg[-8000:],
           skip_reason=skip, properties=props)
 
@@ -149,7 +232,7 @@ def run_command(plan):
 
 def main():
     plan = json.load(open(sys.argv[1]))
-    err = load_driver(plan)
+    err = load_driver(plan) or coverage_setup(plan)
     event(event="boot", release=os.uname().release, features=None if err else features(plan),
           error=err)
     done = set()
