@@ -110,3 +110,29 @@ def test_missing_build_dir(tmp_path, monkeypatch):
     from ublkcheck.errors import UserError
     with pytest.raises(UserError, match="not a meson build directory"):
         discover(tmp_path)
+
+
+@pytest.fixture
+def standins(tmp_path, monkeypatch):
+    """apt-get, apt-cache, qemu and make that record being called: a refusal must come first."""
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    called = tmp_path / "called"
+    for tool in ("apt-get", "apt-cache", "qemu-system-x86_64", "make", "dpkg-deb"):
+        (bin_ / tool).write_text(f"#!/bin/sh\necho {tool} >> {called}\nexit 1\n")
+        (bin_ / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_}:/usr/bin:/bin")
+    return called
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["run", "--kernel", "debian:sid", "--coverage"], "--kernel-tree"),
+    (["run", "--kernel", "debian:sid", "--affected"], "--patch FILE"),
+    (["run", "--kernel", "debian:sid", "--affected-only"], "goes with --affected"),
+])
+def test_coverage_and_affected_refused_before_anything_runs(standins, args, needle):
+    p = run_cli(*args)
+    assert p.returncode == 2, p.stderr
+    assert needle in p.stderr and "Traceback" not in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+    assert not standins.exists(), f"called before refusing: {standins.read_text()}"

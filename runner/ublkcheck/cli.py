@@ -55,12 +55,39 @@ def add_run_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--timings", action="store_true", help="print the slowest tests and the time per suite")
     ap.add_argument("--shard", metavar="I/N",
                     help="run part I of N of the tests (split by name; `ublkcheck merge` joins the parts)")
+    ap.add_argument("--affected", action="store_true",
+                    help="with --patch: first the tests whose coverage reaches the changed lines (the "
+                         "cached map of a --coverage run on the same ublk_drv.c), with their verdict, then the rest")
+    ap.add_argument("--affected-only", action="store_true", help="with --affected: stop after the affected tests")
     ap.add_argument("-q", "--quiet", action="store_true")
+
+
+_resolved: dict = {}
 
 
 def resolve_kernel(args):
     """(source, Kernel); source is what --patch rebuilds the driver against: DebianKernels,
-    a TreeBuilder, or None for a bare bzImage."""
+    a TreeBuilder, or None for a bare bzImage. Once per process for the same kernel (the
+    phases of --affected share one build)."""
+    key = (str(getattr(args, "kernel_tree", None)), args.debug, getattr(args, "coverage", False),
+           args.kernel, getattr(args, "modules", None))
+    if key not in _resolved:
+        _resolved[key] = _resolve_kernel(args)
+    return _resolved[key]
+
+
+def driver_source(source, kernel) -> Path:
+    """The unpatched ublk_drv.c of the kernel under test."""
+    from .patch import DRIVER, ModuleBuilder
+    from .tree import TreeBuilder
+    if isinstance(source, TreeBuilder):
+        return source.src / DRIVER
+    if source is None:
+        raise UserError("--affected needs the kernel's source: use --kernel debian:... or --kernel-tree DIR")
+    return ModuleBuilder(source, kernel).prepare() / DRIVER
+
+
+def _resolve_kernel(args):
     from .kernel import DebianKernels, from_paths
     if getattr(args, "kernel_tree", None):
         from .tree import TreeBuilder, parse_debug
@@ -97,8 +124,9 @@ def build_module(source, kernel, patches: list[Path], rebuild: bool = False,
     return ModuleBuilder(source, kernel).build(patches)
 
 
-def execute(args, command: list[str] | None, label: str | None = None):
-    """Shared by run/reproduce/zoo: boots and runs, returns (RunResult, outdir)."""
+def execute(args, command: list[str] | None, label: str | None = None, choose=None):
+    """Shared by run/reproduce/zoo: boots and runs, returns (RunResult, outdir). `choose`,
+    given (source, kernel, planned tests), may narrow the tests once the kernel is known."""
     from . import vm
     from .discover import plan_suites, select
     from .orchestrate import Limits, Orchestrator
@@ -133,6 +161,8 @@ def execute(args, command: list[str] | None, label: str | None = None):
         plan["command_name"] = "command"
     else:
         tests = select(plan_suites(args.build, args.suite, dk, kernel), args.filter, args.exclude)
+        if choose:
+            tests = choose(dk, kernel, tests)
         if shard:
             everything, tests = len(tests), select_shard(tests, *shard)
             if not tests:  # more shards than tests: an empty part, no guest to boot
@@ -153,8 +183,47 @@ def execute(args, command: list[str] | None, label: str | None = None):
     return run, out
 
 
+def cmd_run_affected(args) -> int:
+    """--affected: two runs on one kernel build, results in DIR/affected and DIR/rest."""
+    import copy
+    from . import affected
+    from .results import summary_table
+    top = _results_dir(args.results, "affected")
+    first: dict = {}
+
+    def pick(source, kernel, tests):
+        names, how = affected.plan(args.patch, driver_source(source, kernel))
+        first["names"], first["total"] = set(names), len(tests)
+        chosen = [t for t in tests if t.name in first["names"]]
+        print(f"ublkcheck: --affected: {len(chosen)} of {len(tests)} tests ({how})", file=sys.stderr)
+        return chosen or tests  # nothing reaches the change: every test is affected
+
+    a = copy.copy(args)
+    a.results = str(top / "affected")
+    run, out = execute(a, None, label="affected", choose=pick)
+    print(summary_table(run, only_problems=len(run.tests) > 30))
+    print(f"affected tests: {'PASS' if run.ok() else 'FAIL'} ({len(run.tests)} tests, {run.duration_s:.0f}s "
+          f"in the guest); results in {out}", flush=True)
+    ok = run.ok()
+    if args.affected_only or len(run.tests) in (0, first["total"]):
+        return 0 if ok else 1
+    r = copy.copy(args)
+    r.results = str(top / "rest")
+    rest, rout = execute(r, None, label="rest", choose=lambda s, k, ts: [t for t in ts if t.name not in first["names"]])
+    print(summary_table(rest, only_problems=True))
+    print(f"the other tests: {'PASS' if rest.ok() else 'FAIL'}; results in {rout}")
+    return 0 if ok and rest.ok() else 1
+
+
 def cmd_run(args, command) -> int:
     from .results import summary_table
+    if args.affected_only and not args.affected:
+        raise UserError("--affected-only goes with --affected")
+    if args.affected:
+        if not args.patch or command:
+            raise UserError("--affected orders the tests by what a --patch changes: give --patch FILE "
+                            "(and no `-- COMMAND`)")
+        return cmd_run_affected(args)
     run, out = execute(args, command)
     print(summary_table(run, only_problems=len(run.tests) > 30))
     if args.timings:
@@ -231,8 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     fs.add_argument("series", help="kernel series, e.g. 7.2 or 6.1")
     fs.add_argument("dest", type=Path, help="directory to unpack into")
     # Commands in their own modules: each registers its parser and sets args.func.
-    from . import diff, matrix, merge, report
-    for mod in (matrix, merge, diff, report):
+    from . import coverage, diff, matrix, merge, report
+    for mod in (matrix, merge, diff, report, coverage):
         mod.add_parser(sub)
     args = ap.parse_args(argv)
     try:

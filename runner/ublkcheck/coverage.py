@@ -126,35 +126,115 @@ def capture(gcda_dir: Path, out_info: Path, moved_source: tuple[Path, Path] | No
     return parse_info(out_info.read_text())
 
 
-def collect(run, outdir: Path, module_dir: Path, release: str) -> dict:
-    """Turns share/coverage/*.gcda into coverage/; returns the figures for results.json."""
+def saved_counters(run, outdir: Path) -> dict[str, Path]:
+    """test name -> the .gcda the guest saved after it."""
     src = outdir / "share" / "coverage"
     by_file = {t.name.replace("/", "_") + ".gcda": t.name for t in run.tests}
-    gcdas = sorted(p for p in src.glob("*.gcda") if p.name in by_file) if src.is_dir() else []
-    if not gcdas:
-        return {"error": "no test saved ublk_drv counters (see each test's properties)"}
-    cov = outdir / "coverage"
+    return {by_file[p.name]: p for p in sorted(src.glob("*.gcda")) if p.name in by_file} if src.is_dir() else {}
+
+
+def source_sha(module_dir: Path) -> str:
+    driver = module_dir / SOURCE
+    return hashlib.sha256(driver.read_bytes()).hexdigest() if driver.exists() else ""
+
+
+def map_path(sha: str) -> Path:
+    """The newest per-test map measured on a driver source, whatever kernel package or tree
+    it came in (Debian's linux-source-7.2 and a 7.2 tree share one ublk_drv.c)."""
+    return cache_dir() / "coverage" / "maps" / f"{sha[:16]}.json"
+
+
+def report(counters: dict[str, Path], module_dir: Path, cov: Path, title: str) -> dict:
+    """coverage/ from the counters of named tests: map.json, ublk_drv.info, html/."""
     shutil.rmtree(cov, ignore_errors=True)
-    cov.mkdir()
+    cov.mkdir(parents=True)
     per_test = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for g in gcdas:
-            per_test[by_file[g.name]] = reached(gcov_json(module_dir, g, work / "t"))
-        merged = merge_gcda(module_dir, gcdas, work / "m")
+        for name, g in counters.items():
+            per_test[name] = reached(gcov_json(module_dir, g, work / "t"))
+        merged = merge_gcda(module_dir, list(counters.values()), work / "m")
         figures = capture(merged, cov / "ublk_drv.info")
-    _run(["genhtml", "--quiet", "--branch-coverage", "--legend", "--title", f"ublk_drv.c on {release}",
+    _run(["genhtml", "--quiet", "--branch-coverage", "--legend", "--title", title,
           "--output-directory", str(cov / "html"), str(cov / "ublk_drv.info")])
-    driver = module_dir / SOURCE
-    sha = hashlib.sha256(driver.read_bytes()).hexdigest() if driver.exists() else ""
-    cmap = {"release": release, "source_sha256": sha, "tests": per_test}
+    cmap = {"title": title, "source_sha256": source_sha(module_dir), "tests": per_test}
     (cov / "map.json").write_text(json.dumps(cmap) + "\n")
-    keep = cache_dir() / "coverage" / release
-    keep.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(cov / "map.json", keep / "map.json")
-    figures.update({"tests": len(per_test), "tracefile": "coverage/ublk_drv.info", "html": "coverage/html/index.html",
-                    "map": "coverage/map.json"})
+    figures.update({"tests": len(per_test), "tracefile": f"{cov.name}/ublk_drv.info",
+                    "html": f"{cov.name}/html/index.html", "map": f"{cov.name}/map.json",
+                    "module_dir": str(module_dir)})
     return figures
+
+
+def collect(run, outdir: Path, module_dir: Path, release: str) -> dict:
+    """Turns share/coverage/*.gcda into coverage/; returns the figures for results.json and
+    keeps the map for `--affected`."""
+    counters = saved_counters(run, outdir)
+    if not counters:
+        return {"error": "no test saved ublk_drv counters (see each test's properties)"}
+    figures = report(counters, module_dir, outdir / "coverage", f"ublk_drv.c on {release}")
+    keep = map_path(source_sha(module_dir))
+    keep.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(outdir / "coverage" / "map.json", keep)
+    return figures
+
+
+def combine(dirs: list[Path], out: Path) -> dict:
+    """Coverage of several runs together (e.g. ublkcheck's suites and the upstream selftests
+    on one kernel build): their tests' counters merged into out/coverage/."""
+    from .results import load_results
+    counters: dict[str, Path] = {}
+    modules = set()
+    for d in dirs:
+        f = d / "results.json"
+        if not f.is_file():
+            raise UserError(f"{d}: no results.json (give results directories of `run --coverage`)")
+        run = load_results(f)
+        if not run.coverage.get("module_dir"):
+            raise UserError(f"{d}: not a --coverage run (results.json has no coverage figures)")
+        modules.add(run.coverage["module_dir"])
+        counters.update(saved_counters(run, d))
+    if len(modules) != 1:
+        raise UserError(f"the runs measured different ublk_drv builds ({', '.join(sorted(modules))}): "
+                        "coverage adds up only over one build")
+    out.mkdir(parents=True, exist_ok=True)
+    return report(counters, Path(modules.pop()), out / "coverage", "ublk_drv.c, " + " + ".join(d.name for d in dirs))
+
+
+def cmd_coverage(args) -> int:
+    from .results import load_results
+    dirs = [Path(d) for d in args.dirs]
+    for d in dirs:
+        if not (d / "results.json").is_file():
+            raise UserError(f"{d}: no results.json (give results directories of `run --coverage`)")
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UserError(f"--out {args.out}: exists and is not a directory")
+    rows = []
+    for d in dirs:
+        run = load_results(d / "results.json")
+        rows.append((d.name, run.coverage, run.duration_s))
+    if args.out:
+        both = combine(dirs, Path(args.out))
+        (Path(args.out) / "coverage.json").write_text(json.dumps(
+            {"runs": [{"dir": str(d), "coverage": c, "duration_s": s} for d, (_, c, s) in zip(dirs, rows)],
+             "together": both}, indent=2) + "\n")
+        rows.append(("together", both, sum(r[2] for r in rows)))
+    w = max(len(r[0]) for r in rows)
+    print(f"{'run'.ljust(w)}  {'lines':>16}  {'functions':>14}  {'branches':>16}  time")
+    for name, c, secs in rows:
+        if "lines" not in c:
+            print(f"{name.ljust(w)}  {c.get('error', 'no coverage')}")
+            continue
+        cell = lambda k: f"{c[k]['percent']:5.1f}% {c[k]['hit']:>4}/{c[k]['total']}"
+        print(f"{name.ljust(w)}  {cell('lines'):>16}  {cell('functions'):>14}  {cell('branches'):>16}  {secs:.0f}s")
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("coverage", help="ublk_drv.c coverage of --coverage runs, side by side and together")
+    p.add_argument("dirs", nargs="+", metavar="DIR", help="results directories of `run --coverage` on one build")
+    p.add_argument("--out", metavar="DIR", help="also merge them: DIR/coverage/ (tracefile, html, map) and "
+                   "DIR/coverage.json")
+    p.set_defaults(func=cmd_coverage)
 
 
 def summary_line(c: dict) -> str:

@@ -1,0 +1,52 @@
+"""The upstream selftests as tests of a run: planning from a staged directory, the agent's
+reading of kselftest exit codes, and their KTAP lines."""
+import importlib.util
+from pathlib import Path
+
+from ublkcheck import kselftests
+from ublkcheck.model import RunResult, TestResult
+from ublkcheck.results import write_ktap
+
+AGENT = Path(__file__).resolve().parents[1] / "ublkcheck" / "guest" / "agent.py"
+
+
+def agent():
+    spec = importlib.util.spec_from_file_location("agent", AGENT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_exit_codes_map_to_pass_skip_fail():
+    a = agent()
+    assert a.script_result(0, "noise\n")[0] == "pass"
+    st, msg, why = a.script_result(4, "need bpftrace\ntest_generic_02 : [SKIP]\n")
+    assert (st, msg, why) == ("skip", "", "need bpftrace")
+    assert a.script_result(4, "")[2] == "exit 4 (KSFT_SKIP)"
+    for rc in (1, 255, -9, -1):
+        st, msg, _ = a.script_result(rc, "fio: verify failed\n")
+        assert st == "fail" and msg.startswith(f"exit {rc}") and "verify failed" in msg
+
+
+def test_planned_scripts_are_one_test_each(tmp_path):
+    for n in ("test_null_01.sh", "test_loop_02.sh", "test_common.sh"):
+        (tmp_path / n).write_text("#!/bin/bash\n")
+    (tmp_path / "settings").write_text("timeout=150\n")
+    ts = kselftests.planned(tmp_path)
+    assert [t.name for t in ts] == ["kselftests.test_loop_02", "kselftests.test_null_01"]
+    assert all(t.kind == "script" and t.suite == "kselftests" and t.timeout == 180 for t in ts)
+    assert ts[1].binary == str(tmp_path / "test_null_01.sh")
+    (tmp_path / "settings").unlink()
+    assert kselftests.planned(tmp_path)[0].timeout == kselftests.DEFAULT_TIMEOUT + 30
+
+
+def test_script_results_in_ktap(tmp_path):
+    run = RunResult(run_id="r", kernel_spec="tree:x", kernel_release="7.2.13")
+    run.tests = [TestResult("kselftests.test_null_01", "kselftests", "pass"),
+                 TestResult("kselftests.test_generic_02", "kselftests", "skip", skip_reason="need bpftrace"),
+                 TestResult("kselftests.test_loop_01", "kselftests", "fail", message="exit 255\nfio failed")]
+    write_ktap(run, tmp_path / "k.txt")
+    k = (tmp_path / "k.txt").read_text().splitlines()
+    assert "ok 1 kselftests.test_null_01" in k
+    assert "ok 2 kselftests.test_generic_02 # SKIP need bpftrace" in k
+    assert "not ok 3 kselftests.test_loop_01" in k and "# exit 255" in k
