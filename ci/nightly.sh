@@ -9,8 +9,10 @@
 # --tree-dir: an existing checkout (or `./ublkcheck fetch-source 7.2 DIR`); --debug picks the
 # ci/kconfig debug fragments for that tree build.
 # --quick: the three Debian kernels with the default (short) stress, plus the seed-panic
-# reproducer; without it the stress loads run 60 s, the whole bug zoo and the quick
-# benchmark run (KUBLK=path/to/kublk adds the upstream server to it).
+# reproducer; without it the stress loads run 60 s, the whole bug zoo, the upstream
+# selftests under our harness on debian:sid, and the quick benchmark run (KUBLK=path/to/kublk
+# adds the upstream server to it). With a tree (and no --quick) both suites also run with
+# --coverage on it, side by side and merged (`ublkcheck coverage`).
 # --shard I/N: only part I of each kernel's tests (`ublkcheck run --shard`), results in
 # DIR/<kernel>.shard-I-of-N for `ublkcheck merge`. The reproducer and the zoo (both on
 # debian:sid) then run only in part 1 and only where --kernels has debian:sid, so a
@@ -92,6 +94,16 @@ echo "== seed panic reproducer"
 if [ "$QUICK" = 0 ]; then
   echo "== bug zoo"
   ./ublkcheck zoo --kernel debian:sid --results "$OUT/zoo" || rc=1
+  echo "== upstream selftests (tools/testing/selftests/ublk of linux-source) on debian:sid"
+  ./ublkcheck run --kernel debian:sid --suite kselftests -q --results "$OUT/kselftests-sid" || rc=1
+  if [ -n "$TREE_DIR" ]; then
+    echo "== coverage of ublk_drv.c on the tree: ublkcheck, the upstream selftests, both"
+    ./ublkcheck run --kernel-tree "$TREE_DIR" "${debug_args[@]}" --coverage -q \
+      --results "$OUT/coverage-ublkcheck" || rc=1
+    ./ublkcheck run --kernel-tree "$TREE_DIR" "${debug_args[@]}" --coverage --suite kselftests -q \
+      --results "$OUT/coverage-kselftests" || rc=1
+    ./ublkcheck coverage "$OUT/coverage-ublkcheck" "$OUT/coverage-kselftests" --out "$OUT/coverage-both" || rc=1
+  fi
   # The reference job night after night (bench.json: medians, ratios to null_blk); with
   # KUBLK=path (scripts/build-kublk.sh) the upstream server runs alongside.
   echo "== benchmark"

@@ -58,3 +58,16 @@ def test_parse_info_counts_only_the_driver():
     f = coverage.parse_info(info)
     assert f["lines"] == {"hit": 5, "total": 20, "percent": 25.0}
     assert f["functions"]["percent"] == 25.0 and f["branches"]["hit"] == 2
+
+
+def test_cached_map_adds_up_the_runs_of_both_suites(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    ours = {"source_sha256": "ab" * 32, "tests": {"control.A": {"lines": [1]}, "io.B": {"lines": [2]}}}
+    theirs = {"source_sha256": "ab" * 32, "tests": {"kselftests.test_null_01": {"lines": [3]},
+                                                    "io.B": {"lines": [2, 4]}}}
+    coverage.keep_map(ours)
+    p = coverage.keep_map(theirs)
+    import json
+    tests = json.loads(p.read_text())["tests"]
+    assert sorted(tests) == ["control.A", "io.B", "kselftests.test_null_01"]
+    assert tests["io.B"]["lines"] == [2, 4]  # a test's newest entry wins

@@ -172,10 +172,19 @@ def collect(run, outdir: Path, module_dir: Path, release: str) -> dict:
     if not counters:
         return {"error": "no test saved ublk_drv counters (see each test's properties)"}
     figures = report(counters, module_dir, outdir / "coverage", f"ublk_drv.c on {release}")
-    keep = map_path(source_sha(module_dir))
-    keep.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(outdir / "coverage" / "map.json", keep)
+    keep_map(json.loads((outdir / "coverage" / "map.json").read_text()))
     return figures
+
+
+def keep_map(cmap: dict) -> Path:
+    """Into the cached map of this driver source: each test's newest entry, so the runs of
+    both suites (ours, kselftests.*) add up to one map."""
+    keep = map_path(cmap["source_sha256"])
+    keep.parent.mkdir(parents=True, exist_ok=True)
+    old = json.loads(keep.read_text()) if keep.is_file() else {"tests": {}}
+    merged = dict(cmap, tests={**old.get("tests", {}), **cmap["tests"]})
+    keep.write_text(json.dumps(merged) + "\n")
+    return keep
 
 
 def combine(dirs: list[Path], out: Path) -> dict:

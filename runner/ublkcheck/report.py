@@ -9,6 +9,7 @@ import base64
 from html import escape
 from pathlib import Path
 
+from .coverage import summary_line
 from .errors import UserError
 from .grid import Cell, Grid, build_grid
 from .model import REPORT_LINE_PREFIX
@@ -112,6 +113,12 @@ def _header(p: Page, title: str) -> list[str]:
             f"<td class='num'>{r.duration_s:.0f}s</td><td>{escape(r.started or '-')}</td>",
             f"<td>{escape(shards)}</td><td>{escape(', '.join(r.patches) or 'none')}</td>"]) + "</tr>")
     out.append("</tbody></table>")
+    for k in p.kruns:
+        c = k.run.coverage if k.run else {}
+        if c and "lines" in c:
+            link = (k.dir / c["html"]) if k.dir else None
+            out.append(f"<p class='coverage'>{escape(k.run.kernel_spec)}: {escape(summary_line(c))}"
+                       + (f" (<a href='{escape(str(link))}'>genhtml page</a>)" if link else "") + "</p>")
     return out
 
 

@@ -8,7 +8,8 @@ import json
 import time
 from pathlib import Path
 
-from .cli import _results_dir, execute
+from . import affected
+from .cli import _results_dir, driver_source, execute
 from .paths import MUTANTS
 from .errors import UserError
 from .model import REPORT_LINE_PREFIX
@@ -64,13 +65,31 @@ def zoo(args) -> int:
     # A mutant's metadata names the tests of ours that must catch it; another suite (the
     # upstream selftests) runs whole against every mutant, for the side-by-side matrix.
     whole = args.all_tests or args.suite != "vm"
+    # --affected: per mutant only the tests whose coverage reaches its changed lines (a test
+    # that never runs the mutated code cannot catch it); the map of a --coverage run on the
+    # same ublk_drv.c says which.
+    reach: dict[str, set[str]] = {}
+
+    def reaching(m):
+        def pick(source, kernel, tests):
+            if m["name"] not in reach:
+                names, _ = affected.plan([m["patch"]], driver_source(source, kernel))
+                reach[m["name"]] = set(names)
+            return [t for t in tests if t.name in reach[m["name"]]]
+        return pick
+
+    def union(source, kernel, tests):
+        for m in ms:
+            reaching(m)(source, kernel, tests)
+        want = set().union(*reach.values())
+        return [t for t in tests if t.name in want]
     args.quiet = True
     # The control: the stock driver, rebuilt the same way, on the same tests. A test that
     # fails there cannot be credited with catching a mutant.
     args.patch, args.rebuild_driver = [], True
     args.filter = base_filter if whole else sorted({f for m in ms for f in _filters(m)}) + base_filter
     args.results = str(top / "stock")
-    control, _ = execute(args, None, label="stock")
+    control, _ = execute(args, None, label="stock", choose=union if args.affected else None)
     stock_failed = {t.name for t in _failed(control)}
     stock_sigs = {r.signature for r in control.reports}
     print(f"{'STOCK':6s}  {'(unmodified driver, same tests)':36s} {len(control.tests):4d} tests, "
@@ -81,7 +100,13 @@ def zoo(args) -> int:
         args.filter = base_filter if whole else (_filters(m) + base_filter)
         args.results = str(top / m["name"])
         t0 = time.monotonic()
-        run, out = execute(args, None, label=m["name"])
+        if args.affected and not reach.get(m["name"]):
+            rows.append({"mutant": m["name"], "caught": False, "by": "no test reaches the changed lines",
+                         "tests_run": 0, "failed": [], "reports": [], "reports_not_counted": [], "seconds": 0,
+                         "expected": m.get("caught_by", []), "origin": m.get("origin", "")})
+            print(f"{'MISSED':6s}  {m['name']:36s} {0:6.0f}s  no test reaches the changed lines", flush=True)
+            continue
+        run, out = execute(args, None, label=m["name"], choose=reaching(m) if args.affected else None)
         took = time.monotonic() - t0
         failed, reports, ignored = verdict(run, stock_failed, stock_sigs)
         caught = bool(failed or reports)
