@@ -51,3 +51,13 @@ def test_one_entry_can_name_several_tests():
     assert _test_issue("d.E.Anything", issues, "6.1.176")
     assert _test_issue("x.Y.Z", issues, "6.1.176") is None
     assert _test_issue("a.B.C", issues, "7.2.13") is None
+
+
+def test_a_test_entry_with_a_message_excuses_only_that_failure():
+    from ublkcheck.known import _test_issue
+    issues = [{"test": "kselftests.test_generic_06", "release": "", "note": "kublk bug",
+               "message": "dd unexpectedly exited successfully"}]
+    assert _test_issue("kselftests.test_generic_06", issues, "7.2.13",
+                       "exit 255\ndd unexpectedly exited successfully!\n")["note"] == "kublk bug"
+    assert _test_issue("kselftests.test_generic_06", issues, "7.2.13",
+                       "exit 255\ndd took 31 seconds to exit (>= 5s tolerance)!\n") is None

@@ -27,12 +27,12 @@ def _test_globs(entry: dict) -> list[str]:
     return [t] if isinstance(t, str) else t
 
 
-def _test_issue(name: str, issues: list[dict], release: str) -> dict | None:
+def _test_issue(name: str, issues: list[dict], release: str, message: str = "") -> dict | None:
     """Entries with "test" (a glob, or a list of globs for one bug behind several tests): a
-    test that this kernel fails by a documented kernel bug, whatever the assertion says
-    (e.g. 6.12's EIO under REISSUE)."""
+    test that this kernel fails by a documented bug (e.g. 6.12's EIO under REISSUE). With
+    "message", only a failure whose text contains it: any other failure of the test counts."""
     return next((k for k in issues if any(fnmatch.fnmatchcase(name, g) for g in _test_globs(k))
-                 and re.search(k.get("release", ""), release)), None)
+                 and re.search(k.get("release", ""), release) and k.get("message", "") in message), None)
 
 
 def annotate(run: RunResult, issues: list[dict]) -> int:
@@ -49,7 +49,7 @@ def annotate(run: RunResult, issues: list[dict]) -> int:
                 break
             notes.append(hit["note"])
         else:
-            by_test = _test_issue(t.name, issues, release)
+            by_test = _test_issue(t.name, issues, release, t.message)
             if by_test:
                 notes.insert(0, by_test["note"])
             elif not t.reports or not t.message.startswith(REPORT_LINE_PREFIX):

@@ -4,6 +4,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -32,6 +33,19 @@ std::string kernel_release() {
   struct utsname u {};
   uname(&u);
   return u.release;
+}
+
+std::string kernel_line(const std::string& release) {
+  size_t a = release.find('.');
+  if (a == std::string::npos) return release;
+  size_t b = a + 1;
+  while (b < release.size() && std::isdigit(static_cast<unsigned char>(release[b]))) b++;
+  return release.substr(0, b);
+}
+
+std::string expected_features_file() {
+  const char* e = std::getenv("UBLKCHECK_EXPECTED_FEATURES");
+  return e && *e ? e : UBLKCHECK_EXPECTED_FEATURES;
 }
 
 std::string artifacts_dir() {

@@ -15,6 +15,10 @@ namespace ublkcheck {
 uint64_t kernel_features();
 std::string kernel_release();
 std::string features_hex();
+// "7.2" of "7.2.13+deb14-amd64": the line ci/expected-features.json is keyed by.
+std::string kernel_line(const std::string& release);
+// ci/expected-features.json of the source tree ($UBLKCHECK_EXPECTED_FEATURES overrides).
+std::string expected_features_file();
 // Where a test may write charts etc. ($UBLKCHECK_ARTIFACTS or ./artifacts).
 std::string artifacts_dir();
 

@@ -12,6 +12,8 @@
 #include <sstream>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "cpus.h"
 #include "device.h"
 #include "env.h"
@@ -34,6 +36,34 @@ std::string read_file(const std::string& p) {
 }
 
 }  // namespace
+
+// A driver that stops advertising a feature would only turn that feature's tests into
+// SKIPs; this test turns it into a failure that names the bits, per kernel line.
+TEST(Features, KernelLineAdvertisesEveryExpectedFlag) {
+  const std::string path = expected_features_file();
+  std::ifstream in(path);
+  ASSERT_TRUE(in.good()) << "cannot read " << path;
+  const nlohmann::json j = nlohmann::json::parse(in);
+  const std::string rel = kernel_release(), line = kernel_line(rel);
+  if (!j.at("lines").contains(line))
+    GTEST_SKIP() << "no expected features for kernel line " << line << " (" << rel << ") in " << path;
+  const auto& want = j["lines"][line];
+  Control c;
+  if (want.value("legacy_only", false)) {
+    EXPECT_TRUE(c.legacy()) << rel << " answers GET_FEATURES, but " << path << " says line " << line
+                            << " has none: update the file";
+    return;
+  }
+  ASSERT_FALSE(c.legacy()) << "GET_FEATURES failed on " << rel << "; line " << line
+                           << " has it, so this is a driver failure, not a kernel without it";
+  const uint64_t expected = std::stoull(want.at("features").get<std::string>(), nullptr, 16);
+  const uint64_t missing = expected & ~c.features();
+  std::string names;
+  for (auto& n : feature_names(missing)) names += " " + n;
+  EXPECT_EQ(missing, 0u) << "kernel " << rel << " no longer advertises" << names << " (GET_FEATURES = "
+                         << features_hex() << ", expected at least " << want["features"] << " for line "
+                         << line << ")";
+}
 
 TEST(Features, WordIsNonZeroAndHasIoctlEncoding) {
   Control c;
