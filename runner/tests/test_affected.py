@@ -39,3 +39,12 @@ def test_no_map_for_this_source_is_a_clear_error(tmp_path, monkeypatch):
     from ublkcheck.errors import UserError
     with pytest.raises(UserError, match="--coverage"):
         affected.load_map(src)
+
+
+def test_a_line_without_a_count_falls_back_to_its_function():
+    cmap = {"functions": [{"name": "ublk_ctrl_uring_cmd", "start": 5700, "end": 5870},
+                          {"name": "ublk_init", "start": 5888, "end": 5923}],
+            "tests": {"a": {"lines": [5801], "functions": ["ublk_ctrl_uring_cmd"]},
+                      "b": {"lines": [5890], "functions": ["ublk_init"]}}}
+    names, how = affected.affected_tests(cmap, {5862}, set(range(5859, 5866)))
+    assert names == ["a"] and "ublk_ctrl_uring_cmd" in how

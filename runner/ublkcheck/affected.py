@@ -45,16 +45,22 @@ def changed_lines(patch_text: str, path: str = "drivers/block/ublk_drv.c") -> tu
 
 
 def affected_tests(cmap: dict, touched: set[int], ranges: set[int]) -> tuple[list[str], str]:
-    """(tests reaching the touched lines, how they were found). A changed line that is not
-    code (a brace, a comment) reaches no test: then any line of the hunks counts."""
+    """(tests reaching the touched lines, how they were found). A changed line gcov has no
+    count for (a brace, a comment, a statement the compiler merged into another block)
+    reaches no test: then any line of the hunks counts, then the functions around them."""
     def reaching(lines: set[int]) -> list[str]:
         return sorted(n for n, r in cmap["tests"].items() if lines & set(r["lines"]))
     hit = reaching(touched)
     if hit:
         return hit, "tests reaching the changed lines"
     hit = reaching(ranges)
-    return hit, ("tests reaching the changed hunks (the changed lines themselves are not code)"
-                 if hit else "no test reaches the changed lines")
+    if hit:
+        return hit, "tests reaching the changed hunks (the changed lines have no count of their own)"
+    around = {f["name"] for f in cmap.get("functions", [])
+              if any(f["start"] <= n <= f["end"] for n in touched | ranges)}
+    hit = sorted(n for n, r in cmap["tests"].items() if around & set(r.get("functions", [])))
+    return hit, (f"tests running the changed function ({', '.join(sorted(around))})" if hit
+                 else "no test reaches the changed lines")
 
 
 def load_map(driver_source: Path) -> dict:

@@ -78,6 +78,12 @@ def reached(file_entry: dict) -> dict:
             "functions": funcs}
 
 
+def function_table(file_entry: dict) -> list[dict]:
+    """Where each function of ublk_drv.c starts and ends (the same in every .gcda of a build)."""
+    return sorted(({"name": f["name"], "start": f["start_line"], "end": f["end_line"]}
+                   for f in file_entry.get("functions", [])), key=lambda f: f["start"])
+
+
 def merge_gcda(module_dir: Path, gcdas: list[Path], work: Path) -> Path:
     """One .gcda with the sum of all tests' counters (gcov-tool merge, pairwise)."""
     acc = work / "acc"
@@ -149,15 +155,18 @@ def report(counters: dict[str, Path], module_dir: Path, cov: Path, title: str) -
     shutil.rmtree(cov, ignore_errors=True)
     cov.mkdir(parents=True)
     per_test = {}
+    functions: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for name, g in counters.items():
-            per_test[name] = reached(gcov_json(module_dir, g, work / "t"))
+            entry = gcov_json(module_dir, g, work / "t")
+            per_test[name] = reached(entry)
+            functions = functions or function_table(entry)
         merged = merge_gcda(module_dir, list(counters.values()), work / "m")
         figures = capture(merged, cov / "ublk_drv.info")
     _run(["genhtml", "--quiet", "--branch-coverage", "--legend", "--title", title,
           "--output-directory", str(cov / "html"), str(cov / "ublk_drv.info")])
-    cmap = {"title": title, "source_sha256": source_sha(module_dir), "tests": per_test}
+    cmap = {"title": title, "source_sha256": source_sha(module_dir), "functions": functions, "tests": per_test}
     (cov / "map.json").write_text(json.dumps(cmap) + "\n")
     figures.update({"tests": len(per_test), "tracefile": f"{cov.name}/ublk_drv.info",
                     "html": f"{cov.name}/html/index.html", "map": f"{cov.name}/map.json",
