@@ -4,7 +4,9 @@ per event to events.jsonl on the results share, so the host follows progress and
 what finished even if the guest dies. stdlib only."""
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 import sys
 import time
 
@@ -141,17 +143,29 @@ def coverage_save(name, plan):
 
 def run_script(t, plan):
     """(rc, output) of one kselftest script, run from its own directory in its own process
-    group: on a timeout the whole group (its kublk daemons too) is killed."""
-    p = subprocess.Popen(["bash", t["binary"]], cwd=os.path.dirname(t["binary"]),
-                         env=dict(os.environ, **plan.get("env", {})), stdout=subprocess.PIPE,
+    group: on a timeout the whole group is killed. Each script gets a fresh TMPDIR (its
+    backing files), and what it leaves (devices, kublk daemons, files) is cleared before the
+    next one: in one guest, the files of earlier scripts filled the tmpfs and made the
+    stripe tests fail with ENOSPC."""
+    tmp = tempfile.mkdtemp(prefix="ksft-", dir="/tmp")
+    here = os.path.dirname(t["binary"])
+    p = subprocess.Popen(["bash", t["binary"]], cwd=here,
+                         env=dict(os.environ, TMPDIR=tmp, **plan.get("env", {})), stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         out, _ = p.communicate(timeout=t.get("timeout", 180))
-        return p.returncode, out
+        rc = p.returncode
     except subprocess.TimeoutExpired:
         os.killpg(p.pid, 9)
         out, _ = p.communicate()
-        return -1, (out or "") + f"\ntimed out after {t.get('timeout')}s in the guest"
+        rc, out = -1, (out or "") + f"\ntimed out after {t.get('timeout')}s in the guest"
+    left = sh("pgrep -x kublk").stdout.split()
+    if left:
+        sh(f"{os.path.join(here, 'kublk')} del -a", timeout=60)
+        sh("pkill -9 -x kublk")
+        out += f"\n(ublkcheck: {len(left)} kublk process(es) outlived the script; devices deleted)"
+    shutil.rmtree(tmp, ignore_errors=True)
+    return rc, out
 
 
 def script_result(rc, output):
