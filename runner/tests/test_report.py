@@ -146,3 +146,16 @@ def test_bad_input_is_one_line(tmp_path):
         p = cli("report", *args)
         assert p.returncode == 2 and needle in p.stderr, p.stderr
         assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_a_coverage_run_shows_its_figures(tmp_path):
+    cov = {"lines": {"hit": 1466, "total": 2047, "percent": 71.6},
+           "functions": {"hit": 146, "total": 177, "percent": 82.5},
+           "branches": {"hit": 856, "total": 1555, "percent": 55.0}, "tests": 222,
+           "html": "coverage/html/index.html"}
+    d = written(run([tr("control.Lifecycle.StartStop")], spec="tree:/src/linux-source-7.2",
+                    release="7.2.13", coverage=cov), tmp_path / "r")
+    p = cli("report", d)
+    assert p.returncode == 0, p.stderr
+    html = (d / "report.html").read_text()
+    assert "ublk_drv.c coverage: lines 71.6% (1466/2047), functions 82.5% (146/177), branches 55.0% (856/1555)" in html

@@ -116,9 +116,8 @@ def _header(p: Page, title: str) -> list[str]:
     for k in p.kruns:
         c = k.run.coverage if k.run else {}
         if c and "lines" in c:
-            link = (k.dir / c["html"]) if k.dir else None
-            out.append(f"<p class='coverage'>{escape(k.run.kernel_spec)}: {escape(summary_line(c))}"
-                       + (f" (<a href='{escape(str(link))}'>genhtml page</a>)" if link else "") + "</p>")
+            # The genhtml page stays beside the run (named, not linked: this page is self-contained).
+            out.append(f"<p class='coverage'>{escape(k.run.kernel_spec)}: {escape(summary_line(c))}</p>")
     return out
 
 
