@@ -22,7 +22,7 @@ def test_exit_codes_map_to_pass_skip_fail():
     assert a.script_result(0, "noise\n")[0] == "pass"
     st, msg, why = a.script_result(4, "need bpftrace\ntest_generic_02 : [SKIP]\n")
     assert (st, msg, why) == ("skip", "", "need bpftrace")
-    assert a.script_result(4, "")[2] == "exit 4 (KSFT_SKIP)"
+    assert a.script_result(4, "")[2] == "exit 4 (KSFT_SKIP) without a message"
     for rc in (1, 255, -9, -1):
         st, msg, _ = a.script_result(rc, "fio: verify failed\n")
         assert st == "fail" and msg.startswith(f"exit {rc}") and "verify failed" in msg
@@ -50,3 +50,11 @@ def test_script_results_in_ktap(tmp_path):
     assert "ok 1 kselftests.test_null_01" in k
     assert "ok 2 kselftests.test_generic_02 # SKIP need bpftrace" in k
     assert "not ok 3 kselftests.test_loop_01" in k and "# exit 255" in k
+
+
+def test_a_silent_skip_names_the_programs_the_guest_lacks(tmp_path):
+    a = agent()
+    script = tmp_path / "test_generic_02.sh"
+    script.write_text("if ! _have_program bpftrace-never-installed; then exit 4; fi\n_have_program sh\n")
+    why = a.script_result(4, "", str(script))[2]
+    assert why == "exit 4 (KSFT_SKIP) without a message; the guest lacks bpftrace-never-installed"

@@ -1,6 +1,7 @@
 // Control plane happy paths and the device state machine:
 // ADD (DEAD) -> START (LIVE) -> STOP (DEAD) -> DEL, plus DEL_DEV_ASYNC, TRY_STOP_DEV,
 // UPDATE_SIZE, GET_PARAMS, GET_DEV_INFO2 and GET_QUEUE_AFFINITY against sysfs.
+#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -25,6 +26,38 @@ using namespace ublk::uapi;
 using namespace std::chrono_literals;
 
 namespace {
+
+// The process with `path` open: the server, found without asking the driver.
+int pid_holding(const std::string& path) {
+  DIR* proc = opendir("/proc");
+  if (!proc) return -1;
+  int found = -1;
+  while (dirent* e = readdir(proc)) {
+    if (found > 0) break;
+    const int pid = std::atoi(e->d_name);
+    if (pid <= 0) continue;
+    const std::string fds = std::string("/proc/") + e->d_name + "/fd";
+    DIR* d = opendir(fds.c_str());
+    if (!d) continue;
+    while (dirent* f = readdir(d)) {
+      char target[256];
+      ssize_t n = readlink((fds + "/" + f->d_name).c_str(), target, sizeof(target) - 1);
+      if (n > 0 && std::string(target, size_t(n)) == path) {
+        found = pid;
+        break;
+      }
+    }
+    closedir(d);
+  }
+  closedir(proc);
+  return found;
+}
+
+bool line_at_least(unsigned major, unsigned minor) {
+  unsigned a = 0, b = 0;
+  std::sscanf(kernel_release().c_str(), "%u.%u", &a, &b);
+  return a > major || (a == major && b >= minor);
+}
 
 std::string read_file(const std::string& p) {
   std::ifstream in(p);
@@ -224,8 +257,10 @@ TEST(Params, UpdateSizeChangesCapacity) {
 TEST(Info, GetDevInfo2MatchesGetDevInfo) {
   Control c;
   if (c.legacy()) GTEST_SKIP() << "no GET_DEV_INFO2 on legacy kernels";
-  FixtureDevice d({"-t", "null", "-q", "2"});
+  FixtureDevice d({"-t", "null", "-q", "2", "-d", "16"});
   ASSERT_DEVICE(d);
+  const int server = pid_holding(d.chardev());
+  ASSERT_GT(server, 0) << "no process holds " << d.chardev();
   ublksrv_ctrl_dev_info a{}, b{};
   ASSERT_EQ(c.get_dev_info(uint32_t(d.id()), &a), 0);  // GET_DEV_INFO2
   ublksrv_ctrl_cmd cmd{};
@@ -238,7 +273,17 @@ TEST(Info, GetDevInfo2MatchesGetDevInfo) {
   EXPECT_EQ(a.ublksrv_pid, b.ublksrv_pid);
   EXPECT_EQ(a.flags, b.flags);
   EXPECT_EQ(a.nr_hw_queues, b.nr_hw_queues);
+  EXPECT_EQ(a.queue_depth, b.queue_depth);
+  EXPECT_EQ(a.max_io_buf_bytes, b.max_io_buf_bytes);
+  // Field by field against what is known without the driver: the device asked for, and
+  // the process that holds its char device.
+  EXPECT_EQ(a.dev_id, uint32_t(d.id()));
+  EXPECT_EQ(a.nr_hw_queues, 2u);
+  EXPECT_EQ(a.queue_depth, 16u);
+  EXPECT_EQ(a.ublksrv_pid, server) << "GET_DEV_INFO2 names another server than the holder of " << d.chardev();
+  EXPECT_NE(a.flags & UBLK_F_CMD_IOCTL_ENCODE, 0u);
   EXPECT_EQ(a.owner_uid, 0u);
+  EXPECT_EQ(a.owner_gid, 0u);
   EXPECT_EQ(a.state, UBLK_S_DEV_LIVE);
 }
 
@@ -258,4 +303,58 @@ TEST(Info, QueueAffinityMatchesSysfs) {
     for (int cpu : cpus) EXPECT_TRUE(all.insert(cpu).second) << "cpu " << cpu << " in two queues";
   }
   EXPECT_EQ(all.size(), size_t(sysconf(_SC_NPROCESSORS_CONF))) << "every CPU maps to a queue";
+}
+
+// ADD_DEV answers with the negotiated flags (ublk.rst "feature negotiation"): bits the
+// driver does not know are cleared, the always-on ones of 7.2 are set.
+TEST(Negotiation, UnknownBitsAreClearedAndAlwaysOnBitsSet) {
+  if (!line_at_least(7, 2)) GTEST_SKIP() << "forced bits as of 7.2; this is " << kernel_release();
+  Control c;
+  ublksrv_ctrl_dev_info info{};
+  info.nr_hw_queues = 1;
+  info.queue_depth = 4;
+  info.max_io_buf_bytes = 512 << 10;
+  info.dev_id = UINT32_MAX;
+  const uint64_t unknown = (1ULL << 40) | (1ULL << 63);
+  info.flags = unknown;
+  ASSERT_EQ(c.add_dev(&info), 0);
+  EXPECT_EQ(info.flags & unknown, 0u) << "unknown bits came back: 0x" << std::hex << info.flags;
+  const uint64_t always = UBLK_F_CMD_IOCTL_ENCODE | UBLK_F_URING_CMD_COMP_IN_TASK | UBLK_F_PER_IO_DAEMON |
+                          UBLK_F_BUF_REG_OFF_DAEMON | UBLK_F_SAFE_STOP_DEV;
+  EXPECT_EQ(info.flags & always, always & c.features()) << "flags 0x" << std::hex << info.flags;
+  EXPECT_EQ(c.del_dev(info.dev_id), 0);
+}
+
+TEST(Negotiation, BatchIoDropsPerIoDaemon) {
+  REQUIRE_FEATURE(UBLK_F_BATCH_IO);
+  Control c;
+  ublksrv_ctrl_dev_info info{};
+  info.nr_hw_queues = 1;
+  info.queue_depth = 4;
+  info.max_io_buf_bytes = 512 << 10;
+  info.dev_id = UINT32_MAX;
+  info.flags = UBLK_F_BATCH_IO | UBLK_F_PER_IO_DAEMON;
+  ASSERT_EQ(c.add_dev(&info), 0);
+  EXPECT_NE(info.flags & UBLK_F_BATCH_IO, 0u);
+  EXPECT_EQ(info.flags & UBLK_F_PER_IO_DAEMON, 0u) << "PER_IO_DAEMON kept with BATCH_IO";
+  EXPECT_EQ(c.del_dev(info.dev_id), 0);
+}
+
+// A refused SET_PARAMS clears the device's parameters, the good ones set before included
+// ("zero out ... so no stale params survive"): GET_PARAMS then shows no type.
+TEST(Params, RefusedSetParamsLeavesNoneBehind) {
+  if (!line_at_least(7, 2)) GTEST_SKIP() << "checked as of 7.2's driver; this is " << kernel_release();
+  Control c;
+  RawDevice d(c, 1, 4, 0);
+  ASSERT_EQ(d.add_result(), 0);
+  ublk_params good = default_params(64 << 20, 9, d.info().max_io_buf_bytes);
+  ASSERT_EQ(c.set_params(d.id(), good), 0);
+  ublk_params bad = good;
+  bad.basic.logical_bs_shift = 8;  // below 512 bytes
+  ASSERT_EQ(c.set_params(d.id(), bad), -EINVAL);
+  ublk_params now{};
+  now.len = sizeof(now);
+  ASSERT_EQ(c.get_params(d.id(), &now), 0);
+  EXPECT_EQ(now.types, 0u) << "parameters survived a refused SET_PARAMS (basic.logical_bs_shift "
+                           << int(now.basic.logical_bs_shift) << ")";
 }

@@ -4,6 +4,7 @@ per event to events.jsonl on the results share, so the host follows progress and
 what finished even if the guest dies. stdlib only."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -168,14 +169,29 @@ def run_script(t, plan):
     return rc, out
 
 
-def script_result(rc, output):
+def missing_programs(script):
+    """The programs a selftest checks for (`_have_program NAME`) that this guest lacks: the
+    usual reason of a silent SKIP (the scripts run with UBLK_TEST_QUIET=1)."""
+    try:
+        text = open(script).read()
+    except (OSError, TypeError):
+        return []
+    names = sorted(set(re.findall(r"_have_program\s+([\w.-]+)", text)))
+    return [n for n in names if shutil.which(n) is None]
+
+
+def script_result(rc, output, script=None):
     """(status, message, skip_reason) by kselftest's exit codes: 0 pass, 4 skip, else fail."""
     if rc == 0:
         return "pass", "", ""
     if rc == KSFT_SKIP:
         lines = [l.strip() for l in output.splitlines() if l.strip()]
         body = [l for l in lines if not l.endswith(": [SKIP]")]
-        return "skip", "", (body[-1] if body else "exit 4 (KSFT_SKIP)")[:300]
+        if body:
+            return "skip", "", body[-1][:300]
+        missing = missing_programs(script)
+        return "skip", "", ("exit 4 (KSFT_SKIP) without a message; the guest lacks " + ", ".join(missing)
+                            if missing else "exit 4 (KSFT_SKIP) without a message")
     return "fail", f"exit {rc}\n{output[-4000:]}", ""
 
 
@@ -188,7 +204,7 @@ def run_test(t, plan):
         t0 = time.time()
         rc, output = run_script(t, plan)
         dur = time.time() - t0
-        status, msg, skip = script_result(rc, output)
+        status, msg, skip = script_result(rc, output, t["binary"])
         kmsg(f"END {name} {status}")
         props = {"exit_code": rc}
         if coverage_save(name, plan):
