@@ -5,6 +5,8 @@
 #   3. the runner's pytest suite, including real TCG guests (-m vm)
 #   4. the full conformance run (all vm suites) on the default kernel in a guest
 #   5. the seed-panic reproducer smoke: the mutant must be caught, the stock driver must pass
+#   6. smokes of the bug zoo and of the upstream selftests under the harness (the whole zoo,
+#      all selftests and the coverage runs of a tree are in ci/nightly.sh)
 # QUICK=1 stops after step 3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,3 +31,7 @@ echo "== seed panic reproducer (smoke)"
 
 echo "== bug zoo (smoke): one mutant, with the stock driver as the control"
 ./ublkcheck zoo --kernel debian:sid --mutant enotsupp-leak --results results/ci-zoo
+
+echo "== upstream selftests under the harness (smoke): two scripts of sid's linux-source"
+./ublkcheck run --kernel debian:sid --suite kselftests --filter kselftests.test_generic_13 \
+  --filter kselftests.test_null_01 --results results/ci-kselftests

@@ -58,3 +58,21 @@ def test_a_silent_skip_names_the_programs_the_guest_lacks(tmp_path):
     script.write_text("if ! _have_program bpftrace-never-installed; then exit 4; fi\n_have_program sh\n")
     why = a.script_result(4, "", str(script))[2]
     assert why == "exit 4 (KSFT_SKIP) without a message; the guest lacks bpftrace-never-installed"
+
+
+def test_a_quiet_script_is_not_a_hang_before_its_own_timeout():
+    from ublkcheck.orchestrate import Limits, Orchestrator
+    o = Orchestrator.__new__(Orchestrator)
+    o.limits = Limits(hang_timeout=120)
+    plan = {"tests": [{"name": "kselftests.test_stress_05", "kind": "script", "timeout": 180},
+                      {"name": "io.A.B", "kind": "gtest", "timeout": 900}]}
+    assert o._idle_limit(plan, "kselftests.test_stress_05") == 210
+    assert o._idle_limit(plan, "io.A.B") == 120
+    assert o._idle_limit(plan, None) == 120
+
+
+def test_only_reports_that_kill_the_task_start_the_grace_clock():
+    from ublkcheck.scan import FATAL_KINDS, header_kind
+    assert header_kind("[ 1.0] UBSAN: array-index-out-of-bounds in io_uring/rsrc.c:1070:12") not in FATAL_KINDS
+    assert header_kind("[ 1.0] WARNING: CPU: 1 PID: 2 at drivers/block/ublk_drv.c:10 f+0x1/0x2") not in FATAL_KINDS
+    assert header_kind("[ 1.0] BUG: kernel NULL pointer dereference, address: 0000000000000010") in FATAL_KINDS

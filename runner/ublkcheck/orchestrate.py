@@ -17,7 +17,7 @@ from . import initramfs, known, vm
 from .discover import PlannedTest
 from .kernel import Kernel
 from .model import REPORT_LINE_PREFIX, Report, RunResult, TestResult
-from .scan import header_kind, scan_lines, strip_prefix
+from .scan import FATAL_KINDS, header_kind, scan_lines, strip_prefix
 
 AGENT = Path(__file__).parent / "guest" / "agent.py"
 _MARK = re.compile(r"ublkcheck: (START|END) (\S+)")
@@ -114,7 +114,7 @@ class Orchestrator:
             if m:
                 current["name"] = m.group(2) if m.group(1) == "START" else None
                 return
-            if current["name"] and header_kind(text):
+            if current["name"] and header_kind(text) in FATAL_KINDS:
                 boot.first_report.setdefault(current["name"], time.monotonic())
 
         guest = vm.Guest(argv, self.console, monitor, on_line)
@@ -165,8 +165,9 @@ class Orchestrator:
             if rep_t and now - rep_t > self.limits.grace:
                 why = f"a kernel report, and the test did not finish within {self.limits.grace:.0f}s"
                 break
-            if agent_up and idle > self.limits.hang_timeout:
-                why = f"hang: no console output and no progress for {self.limits.hang_timeout:.0f}s"
+            quiet_ok = self._idle_limit(plan, started_name)
+            if agent_up and idle > quiet_ok:
+                why = f"hang: no console output and no progress for {quiet_ok:.0f}s"
                 break
             if now - self._t0 > self.limits.timeout:
                 why = f"run timeout ({self.limits.timeout:.0f}s)"
@@ -204,6 +205,15 @@ class Orchestrator:
         if not agent_up:
             self.boot_errors.append(f"boot {self.boots}: {why} (qemu exit {rc})")
         return why
+
+    def _idle_limit(self, plan: dict, name: str | None) -> float:
+        """How long the running test may stay silent: --hang-timeout, or for a selftest
+        script (which prints nothing until it ends) its own timeout, after which the agent
+        kills it and says so."""
+        t = next((t for t in plan.get("tests") or [] if t["name"] == name), None)
+        if t and t.get("kind") == "script":
+            return max(self.limits.hang_timeout, t.get("timeout", 0) + 30)
+        return self.limits.hang_timeout
 
     @staticmethod
     def _evidence(lines: list[str], name: str, n: int = 60) -> str:

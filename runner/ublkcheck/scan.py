@@ -46,6 +46,11 @@ RULES: list[tuple[str, re.Pattern, str, bool]] = [
     ("server-segfault", re.compile(r"^traps: (ublk-fixture|ublkcheck-[\w-]+)\[\d+\] general protection"), "{0} general protection fault", False),
 ]
 
+# Reports after which the task that hit them is killed, so the test may never finish: the
+# orchestrator gives such a test --grace seconds. After the others (a WARN, UBSAN, KASAN,
+# lockdep) the kernel carries on, and so does the test; a hang is still caught as a hang.
+FATAL_KINDS = frozenset({"null-deref", "paging", "gpf", "bug", "oops", "panic"})
+
 # Frames that say nothing about where the bug is.
 SKIP_FRAMES = re.compile(
     r"^(dump_stack\w*|show_stack|__warn\w*|warn_slowpath\w*|report_bug|handle_bug|exc_\w+|asm_exc_\w+|"
