@@ -341,7 +341,8 @@ TEST(Negotiation, BatchIoDropsPerIoDaemon) {
 }
 
 // A refused SET_PARAMS clears the device's parameters, the good ones set before included
-// ("zero out ... so no stale params survive"): GET_PARAMS then shows no type.
+// ("zero out ... so no stale params survive"): GET_PARAMS then shows only the DEVT block
+// the driver fills in itself.
 TEST(Params, RefusedSetParamsLeavesNoneBehind) {
   if (!line_at_least(7, 2)) GTEST_SKIP() << "checked as of 7.2's driver; this is " << kernel_release();
   Control c;
@@ -355,6 +356,9 @@ TEST(Params, RefusedSetParamsLeavesNoneBehind) {
   ublk_params now{};
   now.len = sizeof(now);
   ASSERT_EQ(c.get_params(d.id(), &now), 0);
-  EXPECT_EQ(now.types, 0u) << "parameters survived a refused SET_PARAMS (basic.logical_bs_shift "
-                           << int(now.basic.logical_bs_shift) << ")";
+  // GET_PARAMS always fills in DEVT (the char device's numbers; no disk before START).
+  EXPECT_EQ(now.types, UBLK_PARAM_TYPE_DEVT) << "parameters survived a refused SET_PARAMS (types 0x"
+                                             << std::hex << now.types << ")";
+  EXPECT_EQ(now.basic.dev_sectors, 0u) << "the good BASIC block set before survived";
+  EXPECT_EQ(now.devt.disk_major, 0u) << "a disk number before START_DEV";
 }
