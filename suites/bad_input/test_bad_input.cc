@@ -28,14 +28,7 @@ struct AddCase {
   uint64_t needs = 0;  // the rule came with this feature (kernels without it accept the input)
 };
 
-ublksrv_ctrl_dev_info good_info() {
-  ublksrv_ctrl_dev_info i{};
-  i.nr_hw_queues = 1;
-  i.queue_depth = 4;
-  i.max_io_buf_bytes = 512 << 10;
-  i.dev_id = UINT32_MAX;
-  return i;
-}
+ublksrv_ctrl_dev_info good_info() { return dev_info(1, 4, 0); }
 
 // strerrordesc_np() is NULL for kernel-internal codes like ENOTSUPP (524): say so.
 std::string errname(int e) {

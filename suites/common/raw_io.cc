@@ -9,12 +9,18 @@ namespace ublkcheck {
 
 using namespace ublk::uapi;
 
-RawDevice::RawDevice(ublk::Control& c, uint16_t queues, uint16_t depth, uint64_t flags) : c_(c) {
-  info_.nr_hw_queues = queues;
-  info_.queue_depth = depth;
-  info_.max_io_buf_bytes = 512 << 10;
-  info_.dev_id = UINT32_MAX;
-  info_.flags = flags | (c.legacy() ? 0 : UBLK_F_CMD_IOCTL_ENCODE);
+ublk::uapi::ublksrv_ctrl_dev_info dev_info(uint16_t queues, uint16_t depth, uint64_t flags) {
+  ublk::uapi::ublksrv_ctrl_dev_info i{};
+  i.nr_hw_queues = queues;
+  i.queue_depth = depth;
+  i.max_io_buf_bytes = 512 << 10;
+  i.dev_id = UINT32_MAX;
+  i.flags = flags;
+  return i;
+}
+
+RawDevice::RawDevice(ublk::Control& c, uint16_t queues, uint16_t depth, uint64_t flags)
+    : c_(c), info_(dev_info(queues, depth, flags | (c.legacy() ? 0 : UBLK_F_CMD_IOCTL_ENCODE))) {
   add_ret_ = c_.add_dev(&info_);
 }
 

@@ -12,6 +12,9 @@
 
 namespace ublkcheck {
 
+// What a raw ADD_DEV asks for: `queues` x `depth`, 512 KiB I/Os, any free id, `flags` as given.
+ublk::uapi::ublksrv_ctrl_dev_info dev_info(uint16_t queues, uint16_t depth, uint64_t flags);
+
 // A device added with ADD_DEV (+ SET_PARAMS) but not started; deleted on scope exit.
 class RawDevice {
  public:

@@ -310,13 +310,8 @@ TEST(Info, QueueAffinityMatchesSysfs) {
 TEST(Negotiation, UnknownBitsAreClearedAndAlwaysOnBitsSet) {
   if (!line_at_least(7, 2)) GTEST_SKIP() << "forced bits as of 7.2; this is " << kernel_release();
   Control c;
-  ublksrv_ctrl_dev_info info{};
-  info.nr_hw_queues = 1;
-  info.queue_depth = 4;
-  info.max_io_buf_bytes = 512 << 10;
-  info.dev_id = UINT32_MAX;
   const uint64_t unknown = (1ULL << 40) | (1ULL << 63);
-  info.flags = unknown;
+  ublksrv_ctrl_dev_info info = dev_info(1, 4, unknown);
   ASSERT_EQ(c.add_dev(&info), 0);
   EXPECT_EQ(info.flags & unknown, 0u) << "unknown bits came back: 0x" << std::hex << info.flags;
   const uint64_t always = UBLK_F_CMD_IOCTL_ENCODE | UBLK_F_URING_CMD_COMP_IN_TASK | UBLK_F_PER_IO_DAEMON |
@@ -328,12 +323,7 @@ TEST(Negotiation, UnknownBitsAreClearedAndAlwaysOnBitsSet) {
 TEST(Negotiation, BatchIoDropsPerIoDaemon) {
   REQUIRE_FEATURE(UBLK_F_BATCH_IO);
   Control c;
-  ublksrv_ctrl_dev_info info{};
-  info.nr_hw_queues = 1;
-  info.queue_depth = 4;
-  info.max_io_buf_bytes = 512 << 10;
-  info.dev_id = UINT32_MAX;
-  info.flags = UBLK_F_BATCH_IO | UBLK_F_PER_IO_DAEMON;
+  ublksrv_ctrl_dev_info info = dev_info(1, 4, UBLK_F_BATCH_IO | UBLK_F_PER_IO_DAEMON);
   ASSERT_EQ(c.add_dev(&info), 0);
   EXPECT_NE(info.flags & UBLK_F_BATCH_IO, 0u);
   EXPECT_EQ(info.flags & UBLK_F_PER_IO_DAEMON, 0u) << "PER_IO_DAEMON kept with BATCH_IO";

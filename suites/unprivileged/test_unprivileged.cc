@@ -156,12 +156,7 @@ TEST_F(Unprivileged, CannotControlAnotherUsersDevice) {
   if (owner == 0) {
     if (setresgid(kUser, kUser, kUser) || setresuid(kUser, kUser, kUser)) _exit(1);
     Control c;
-    ublksrv_ctrl_dev_info info{};
-    info.nr_hw_queues = 1;
-    info.queue_depth = 4;
-    info.max_io_buf_bytes = 512 << 10;
-    info.dev_id = UINT32_MAX;
-    info.flags = UBLK_F_UNPRIVILEGED_DEV | UBLK_F_CMD_IOCTL_ENCODE;
+    ublksrv_ctrl_dev_info info = dev_info(1, 4, UBLK_F_UNPRIVILEGED_DEV | UBLK_F_CMD_IOCTL_ENCODE);
     int ret = c.add_dev(&info);
     uint32_t id = ret == 0 ? info.dev_id : UINT32_MAX;
     if (write(pipefd[1], &id, sizeof(id)) < 0) _exit(1);
