@@ -96,6 +96,11 @@ if [ "$QUICK" = 0 ]; then
   ./ublkcheck zoo --kernel debian:sid --results "$OUT/zoo" || rc=1
   echo "== upstream selftests (tools/testing/selftests/ublk of linux-source) on debian:sid"
   ./ublkcheck run --kernel debian:sid --suite kselftests -q --results "$OUT/kselftests-sid" || rc=1
+  # The same mutants against the upstream selftests (each mutant: the scripts that reach its
+  # lines, from the coverage map of a --coverage tree run). A mutant they miss is the
+  # matrix's content, not a failure (exit 1); anything else (exit 2: no map yet) is.
+  ./ublkcheck zoo --kernel debian:sid --suite kselftests --affected --results "$OUT/zoo-kselftests" \
+    || { z=$?; [ "$z" = 1 ] || rc=1; }
   if [ -n "$TREE_DIR" ]; then
     echo "== coverage of ublk_drv.c on the tree: ublkcheck, the upstream selftests, both"
     ./ublkcheck run --kernel-tree "$TREE_DIR" "${debug_args[@]}" --coverage -q \
