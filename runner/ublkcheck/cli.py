@@ -163,6 +163,8 @@ def execute(args, command: list[str] | None, label: str | None = None, choose=No
         tests = select(plan_suites(args.build, args.suite, dk, kernel), args.filter, args.exclude)
         if choose:
             tests = choose(dk, kernel, tests)
+            if not tests:
+                raise UserError("no test is left to run after the selection (--affected)")
         if shard:
             everything, tests = len(tests), select_shard(tests, *shard)
             if not tests:  # more shards than tests: an empty part, no guest to boot
