@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from .coverage import map_path
+from .coverage import file_sha, map_path
 from .errors import UserError
 
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+\d+(?:,\d+)? @@")
@@ -64,8 +64,7 @@ def affected_tests(cmap: dict, touched: set[int], ranges: set[int]) -> tuple[lis
 
 
 def load_map(driver_source: Path) -> dict:
-    import hashlib
-    sha = hashlib.sha256(driver_source.read_bytes()).hexdigest()
+    sha = file_sha(driver_source)
     p = map_path(sha)
     if not p.is_file():
         raise UserError(f"--affected needs a coverage map of this ublk_drv.c (sha256 {sha[:16]}), and none "

@@ -139,9 +139,12 @@ def saved_counters(run, outdir: Path) -> dict[str, Path]:
     return {by_file[p.name]: p for p in sorted(src.glob("*.gcda")) if p.name in by_file} if src.is_dir() else {}
 
 
+def file_sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
+
+
 def source_sha(module_dir: Path) -> str:
-    driver = module_dir / SOURCE
-    return hashlib.sha256(driver.read_bytes()).hexdigest() if driver.exists() else ""
+    return file_sha(module_dir / SOURCE)
 
 
 def map_path(sha: str) -> Path:
