@@ -181,6 +181,9 @@ def execute(args, command: list[str] | None, label: str | None = None, choose=No
     if coverage and module:
         from .coverage import collect
         run.coverage = collect(run, out, module.parent, kernel.release)
+    if not command:
+        from .history import compare_and_record
+        run.skips = compare_and_record(run, out)
     write_all(run, out)
     return run, out
 

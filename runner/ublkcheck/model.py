@@ -64,6 +64,7 @@ class RunResult:
     merged_from: list[str] = field(default_factory=list)  # `ublkcheck merge` inputs
     shards: list[dict] = field(default_factory=list)      # per merged input: dir, shard, tests, duration_s, boots
     coverage: dict = field(default_factory=dict)  # --coverage: ublk_drv.c lines/functions/branches (coverage.py)
+    skips: dict = field(default_factory=dict)     # SKIPs against the kernel's previous run (history.py)
 
     def totals(self) -> dict:
         t = {s: 0 for s in STATUSES}

@@ -10,6 +10,7 @@ from html import escape
 from pathlib import Path
 
 from .coverage import summary_line
+from .history import summary_line as skips_line
 from .errors import UserError
 from .grid import Cell, Grid, build_grid
 from .model import REPORT_LINE_PREFIX
@@ -118,6 +119,9 @@ def _header(p: Page, title: str) -> list[str]:
         if c and "lines" in c:
             # The genhtml page stays beside the run (named, not linked: this page is self-contained).
             out.append(f"<p class='coverage'>{escape(k.run.kernel_spec)}: {escape(summary_line(c))}</p>")
+        if k.run and k.run.skips:
+            cls = " error" if k.run.skips.get("newly_skipped") else ""
+            out.append(f"<p class='skips{cls}'>{escape(k.run.kernel_spec)}: {escape(skips_line(k.run.skips))}</p>")
     return out
 
 

@@ -123,6 +123,9 @@ def summary_table(run: RunResult, only_problems: bool = False) -> str:
     tot = run.totals()
     out.append(f"kernel {run.kernel_release or run.kernel_spec}: {tot['pass']} passed, {tot['fail']} failed, "
                f"{tot['skip']} skipped, {tot['error']} errors in {run.duration_s:.0f}s")
+    from .history import summary_line
+    if run.skips:
+        out.append(summary_line(run.skips))
     out += failure_excerpts(run)
     known = sum(1 for t in run.tests if t.properties.get("known_issue"))
     if known:
