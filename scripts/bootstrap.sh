@@ -10,7 +10,8 @@ BUILD=${1:-build}
 
 PKGS=(meson ninja-build g++ pkg-config liburing-dev libgtest-dev nlohmann-json3-dev fio
       qemu-system-x86 busybox-static cpio kmod xz-utils zstd python3 python3-pytest
-      util-linux fdisk procps dwarves flex bison bc libelf-dev libssl-dev make gcc lcov)
+      util-linux fdisk procps dwarves flex bison bc libelf-dev libssl-dev make gcc lcov
+      btrfs-progs xfsprogs e2fsprogs)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
