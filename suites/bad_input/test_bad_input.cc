@@ -2,10 +2,15 @@
 // of ublk_ctrl_add_dev(), ublk_validate_params(), the command dispatcher and the I/O
 // command checks (drivers/block/ublk_drv.c, 7.2). The runner fails any test that leaves a
 // WARN/BUG in the kernel log, so "nothing in the kernel log" is checked for every row.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <functional>
+#include <thread>
+#include <vector>
 #include <sys/stat.h>
 
 #include "device.h"
@@ -16,6 +21,7 @@
 using namespace ublkcheck;
 using namespace ublk;
 using namespace ublk::uapi;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -351,6 +357,63 @@ TEST(WrongState, StartDevWithBadPidOrNoParams) {
   EXPECT_EQ(*r, -EINVAL) << "no SET_PARAMS yet";
 }
 
+// START_DEV names the server: the process whose task fetched the I/Os. The pid of another
+// live process (init, pid 1) is -EINVAL and leaves the device DEAD, the fetcher's own pid
+// starts it, and a second START_DEV is -EEXIST. (pid 0 and negative pids are refused
+// earlier, by a different check: StartDevWithBadPidOrNoParams.) NO_AUTO_PART_SCAN: no
+// partition read for this hand-driven "server" to answer.
+TEST(WrongState, StartDevWithAnotherLivePidThenTwice) {
+  REQUIRE_FEATURE(UBLK_F_NO_AUTO_PART_SCAN);
+  Control c;
+  RawDevice d(c, 1, 2, UBLK_F_NO_AUTO_PART_SCAN);
+  ASSERT_EQ(d.add_result(), 0);
+  ASSERT_EQ(d.set_default_params(), 0);
+  {
+    RawIoRing ring(d.chardev(), c.legacy());
+    ASSERT_TRUE(ring.ok());
+    std::vector<char> buf(2 * 4096);
+    for (uint16_t tag = 0; tag < 2; tag++)
+      ASSERT_EQ(ring.cmd(UBLK_IO_FETCH_REQ, 0, tag, reinterpret_cast<uint64_t>(buf.data() + tag * 4096)),
+                RawIoRing::kPending);
+    ublksrv_ctrl_dev_info info{};
+    EXPECT_EQ(c.start_dev(d.id(), 1), -EINVAL) << "pid 1 is alive but did not fetch the I/Os";
+    ASSERT_EQ(c.get_dev_info(d.id(), &info), 0);
+    EXPECT_EQ(info.state, UBLK_S_DEV_DEAD) << "a refused START_DEV changed the state";
+    EXPECT_EQ(c.start_dev(d.id(), getpid()), 0) << "the fetcher's own pid";
+    ASSERT_EQ(c.get_dev_info(d.id(), &info), 0);
+    EXPECT_EQ(info.state, UBLK_S_DEV_LIVE);
+    EXPECT_EQ(c.start_dev(d.id(), getpid()), -EEXIST) << "START_DEV of a LIVE device";
+  }
+  EXPECT_EQ(c.stop_dev(d.id()), 0);
+}
+
+// END_USER_RECOVERY checks the new server's pid the same way: init's pid is -EINVAL and the
+// device stays QUIESCED; the pid of the process that fetched every I/O makes it LIVE.
+TEST(WrongState, EndUserRecoveryWithAnotherLivePid) {
+  REQUIRE_FEATURE(UBLK_F_USER_RECOVERY);
+  FixtureDevice d({"-t", "null", "-d", "2", "--recovery"});
+  ASSERT_DEVICE(d);
+  d.kill9();
+  ASSERT_EQ(d.wait_state("QUIESCED", 15s), "QUIESCED");
+  Control c;
+  int ret = -EBUSY;
+  for (int i = 0; i < 500 && ret == -EBUSY; i++) {
+    ret = c.start_user_recovery(uint32_t(d.id()));
+    if (ret == -EBUSY) std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_EQ(ret, 0);
+  RawIoRing ring(d.chardev(), c.legacy());
+  ASSERT_TRUE(ring.ok());
+  std::vector<char> buf(2 * (512 << 10));
+  for (uint16_t tag = 0; tag < 2; tag++)
+    ASSERT_EQ(ring.cmd(UBLK_IO_FETCH_REQ, 0, tag, reinterpret_cast<uint64_t>(buf.data() + tag * (512 << 10))),
+              RawIoRing::kPending);
+  EXPECT_EQ(c.end_user_recovery(uint32_t(d.id()), 1), -EINVAL) << "pid 1 did not fetch the I/Os";
+  EXPECT_EQ(d.state(), "QUIESCED") << "a refused END_USER_RECOVERY changed the state";
+  EXPECT_EQ(c.end_user_recovery(uint32_t(d.id()), getpid()), 0);
+  EXPECT_EQ(d.state(), "LIVE");
+}
+
 TEST(WrongState, QuiesceWithoutQuiesceFlag) {
   REQUIRE_FEATURE(UBLK_F_QUIESCE);
   FixtureDevice d({"-t", "null", "--recovery"});
@@ -418,9 +481,9 @@ TEST(IoCmd, FetchTwiceAndFetchAfterReady) {
   const auto a0 = reinterpret_cast<uint64_t>(buf.data());
   const auto a1 = a0 + 4096;
   EXPECT_EQ(r.cmd(UBLK_IO_FETCH_REQ, 0, 0, a0), RawIoRing::kPending);
-  // 7.2 says EINVAL, 6.12 EBUSY: both refuse the second FETCH of an active I/O.
+  // Each I/O is fetched at most once: 7.2 says EINVAL (ublk_fetch), 6.12 EBUSY.
   const int twice = r.cmd(UBLK_IO_FETCH_REQ, 0, 0, a0);
-  EXPECT_TRUE(twice == -EINVAL || twice == -EBUSY) << "each I/O is fetched at most once: " << errname(twice);
+  EXPECT_EQ(twice, kernel_before_7_2() ? -EBUSY : -EINVAL) << "second FETCH of an active I/O: " << errname(twice);
   EXPECT_EQ(r.cmd(UBLK_IO_FETCH_REQ, 0, 1, a1), RawIoRing::kPending);
   // Every tag fetched: the device is ready; a further FETCH is EBUSY.
   EXPECT_EQ(r.cmd(UBLK_IO_FETCH_REQ, 0, 1, a1), -EBUSY);
@@ -454,8 +517,45 @@ TEST(IoCmd, UnknownIoOpcodeIsRefused) {
   RawDevice d(c, 1, 4, 0);
   ASSERT_EQ(d.add_result(), 0);
   RawIoRing r(d.chardev());
+  // No FETCH yet: the tag has no task, and that check answers first (EINVAL); the opcode
+  // check itself is UnknownIoOpcodeOnAnOwnedTagIsEinval.
   int ret = r.cmd(0x7e, 0, 0, 0);
-  EXPECT_TRUE(ret == -EINVAL || ret == -EOPNOTSUPP) << errname(ret);
+  EXPECT_EQ(ret, -EINVAL) << errname(ret);
+}
+
+// The same unknown opcode on a tag the server owns (a read is waiting for its COMMIT):
+// the task, ownership and NEED_GET_DATA checks all pass, so only the opcode switch can
+// refuse it, with -EINVAL. Then the read is completed, proving the tag was owned.
+TEST(IoCmd, UnknownIoOpcodeOnAnOwnedTagIsEinval) {
+  REQUIRE_FEATURE(UBLK_F_NO_AUTO_PART_SCAN);
+  Control c;
+  RawDevice d(c, 1, 1, UBLK_F_NO_AUTO_PART_SCAN);
+  ASSERT_EQ(d.add_result(), 0);
+  ASSERT_EQ(d.set_default_params(), 0);
+  std::vector<char> buf(d.info().max_io_buf_bytes, 'u');
+  const auto a = reinterpret_cast<uint64_t>(buf.data());
+  RawIoRing r(d.chardev());
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r.cmd(UBLK_IO_FETCH_REQ, 0, 0, a), RawIoRing::kPending);
+  ASSERT_EQ(c.start_dev(d.id(), getpid()), 0);
+  std::atomic<ssize_t> got{-2};
+  std::thread reader([&] {
+    int fd = open(("/dev/ublkb" + std::to_string(d.id())).c_str(), O_RDONLY | O_DIRECT);
+    void* b = nullptr;
+    if (fd >= 0 && posix_memalign(&b, 4096, 4096) == 0) got = pread(fd, b, 4096, 0);
+    else got = -1;
+    free(b);
+    if (fd >= 0) close(fd);
+  });
+  std::this_thread::sleep_for(500ms);  // the read reaches tag 0: its FETCH completes
+  EXPECT_EQ(got.load(), -2) << "the read finished without a server";
+  const int ret = r.cmd(0x7e, 0, 0, 0);
+  EXPECT_EQ(ret, -EINVAL) << errname(ret);
+  // The tag was the server's: its COMMIT is taken (and re-fetches), the read gets its data.
+  EXPECT_EQ(r.cmd(UBLK_IO_COMMIT_AND_FETCH_REQ, 0, 0, a, 4096), RawIoRing::kPending);
+  reader.join();
+  EXPECT_EQ(got.load(), 4096);
+  EXPECT_EQ(c.stop_dev(d.id()), 0);
 }
 
 TEST(IoCmd, DescriptorMappingMustBeReadOnlyAndExact) {

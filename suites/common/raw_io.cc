@@ -20,7 +20,10 @@ ublk::uapi::ublksrv_ctrl_dev_info dev_info(uint16_t queues, uint16_t depth, uint
 }
 
 RawDevice::RawDevice(ublk::Control& c, uint16_t queues, uint16_t depth, uint64_t flags)
-    : c_(c), info_(dev_info(queues, depth, flags | (c.legacy() ? 0 : UBLK_F_CMD_IOCTL_ENCODE))) {
+    : RawDevice(c, dev_info(queues, depth, flags)) {}
+
+RawDevice::RawDevice(ublk::Control& c, const ublk::uapi::ublksrv_ctrl_dev_info& info) : c_(c), info_(info) {
+  if (!c.legacy()) info_.flags |= UBLK_F_CMD_IOCTL_ENCODE;
   add_ret_ = c_.add_dev(&info_);
 }
 

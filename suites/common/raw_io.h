@@ -19,6 +19,8 @@ ublk::uapi::ublksrv_ctrl_dev_info dev_info(uint16_t queues, uint16_t depth, uint
 class RawDevice {
  public:
   RawDevice(ublk::Control& c, uint16_t queues, uint16_t depth, uint64_t flags);
+  // ADD_DEV with `info` as given (dev_info() plus the caller's fields), IOCTL_ENCODE added.
+  RawDevice(ublk::Control& c, const ublk::uapi::ublksrv_ctrl_dev_info& info);
   ~RawDevice();
   int add_result() const { return add_ret_; }
   bool ok() const { return add_ret_ == 0; }

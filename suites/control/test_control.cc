@@ -4,9 +4,11 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
 #include <set>
 #include <sys/sysmacros.h>
@@ -203,6 +205,72 @@ TEST(Lifecycle, DelDevAsyncReturnsAndDeviceGoes) {
   EXPECT_EQ(ret, -ENODEV) << "device still present 5 s after DEL_DEV_ASYNC";
 }
 
+namespace {
+// GET_DEV_INFO without the char-device path check of GET_DEV_INFO2: 0 while the id exists.
+int dev_info_ret(Control& c, uint32_t id) {
+  ublksrv_ctrl_dev_info info{};
+  ublksrv_ctrl_cmd cmd{};
+  cmd.dev_id = id;
+  cmd.queue_id = uint16_t(-1);
+  cmd.addr = reinterpret_cast<uint64_t>(&info);
+  cmd.len = sizeof(info);
+  return c.raw(UBLK_U_CMD_GET_DEV_INFO, cmd);
+}
+
+// DEL_DEV or DEL_DEV_ASYNC from a thread while /dev/ublkbN is held open; whether it
+// returned within `patience`, then (after the close) its result.
+struct HeldDelete {
+  bool returned_while_open = false;
+  int ret = 1;
+  bool gone_after_close = false;
+};
+HeldDelete delete_while_held(bool async, std::chrono::milliseconds patience) {
+  HeldDelete h;
+  FixtureDevice d({"-t", "null"});
+  EXPECT_TRUE(d.ok()) << d.error();
+  if (!d.ok()) return h;
+  const uint32_t id = uint32_t(d.id());
+  const std::string block = d.block();
+  d.forget();
+  int fd = open(block.c_str(), O_RDONLY);
+  EXPECT_GE(fd, 0) << strerror(errno);
+  std::atomic<bool> done{false};
+  std::atomic<int> ret{1};
+  std::thread t([&] {
+    ret = Control().del_dev(id, async);
+    done = true;
+  });
+  for (auto t0 = std::chrono::steady_clock::now(); !done && std::chrono::steady_clock::now() - t0 < patience;)
+    std::this_thread::sleep_for(20ms);
+  h.returned_while_open = done;
+  Control c;
+  if (h.returned_while_open) {
+    EXPECT_EQ(dev_info_ret(c, id), 0) << "the device went while /dev/ublkb" << id << " was open";
+  }
+  close(fd);
+  t.join();  // a wait for the last user ends with the close
+  h.ret = ret;
+  for (int i = 0; i < 100 && dev_info_ret(c, id) == 0; i++) std::this_thread::sleep_for(50ms);
+  h.gone_after_close = dev_info_ret(c, id) == -ENODEV;
+  return h;
+}
+}  // namespace
+
+// The difference between the two deletes: DEL_DEV waits until the device's last user is
+// gone (its id is free again when it returns), DEL_DEV_ASYNC only starts the removal.
+TEST(Lifecycle, DelDevAsyncDoesNotWaitForAnOpenDiskButDelDevDoes) {
+  Control c;
+  if (c.legacy()) GTEST_SKIP() << "no DEL_DEV_ASYNC before 6.9";
+  HeldDelete async = delete_while_held(true, 2s);
+  EXPECT_TRUE(async.returned_while_open) << "DEL_DEV_ASYNC waited for the disk's last user";
+  EXPECT_EQ(async.ret, 0);
+  EXPECT_TRUE(async.gone_after_close) << "device still present 5 s after the last close";
+  HeldDelete sync = delete_while_held(false, 1s);
+  EXPECT_FALSE(sync.returned_while_open) << "DEL_DEV returned while /dev/ublkbN was still open";
+  EXPECT_EQ(sync.ret, 0);
+  EXPECT_TRUE(sync.gone_after_close);
+}
+
 TEST(Lifecycle, TryStopDevIsBusyWhileOpen) {
   REQUIRE_FEATURE(UBLK_F_SAFE_STOP_DEV);
   FixtureDevice d({"-t", "null"});
@@ -351,4 +419,75 @@ TEST(Params, RefusedSetParamsLeavesNoneBehind) {
                                              << std::hex << now.types << ")";
   EXPECT_EQ(now.basic.dev_sectors, 0u) << "the good BASIC block set before survived";
   EXPECT_EQ(now.devt.disk_major, 0u) << "a disk number before START_DEV";
+}
+
+// --- UBLK_F_IO_DESC_SIZE (7.3): the server picks the descriptor stride ---
+
+namespace {
+struct DescSizeCase {
+  const char* name;
+  uint16_t size;
+  int want;
+};
+class IoDescSize : public testing::TestWithParam<DescSizeCase> {};
+}  // namespace
+
+// ublk_ctrl_add_dev(): at least sizeof(struct ublksrv_io_desc) (24), a multiple of its
+// alignment (8), at most UBLK_MAX_IO_DESC_SIZE (256); the size given is kept.
+TEST_P(IoDescSize, AddDevBounds) {
+  REQUIRE_FEATURE(UBLK_F_IO_DESC_SIZE);
+  const DescSizeCase& tc = GetParam();
+  Control c;
+  ublksrv_ctrl_dev_info info = dev_info(1, 4, UBLK_F_IO_DESC_SIZE);
+  info.io_desc_size = tc.size;
+  RawDevice d(c, info);
+  ASSERT_EQ(d.add_result(), tc.want) << tc.name << ": io_desc_size " << tc.size;
+  if (tc.want == 0) {
+    ublksrv_ctrl_dev_info got{};
+    ASSERT_EQ(c.get_dev_info(d.id(), &got), 0);
+    EXPECT_EQ(got.io_desc_size, tc.size);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Rules, IoDescSize,
+    testing::Values(DescSizeCase{"smallest", 24, 0}, DescSizeCase{"largest", 256, 0},
+                    DescSizeCase{"below_the_descriptor", 16, -EINVAL},
+                    DescSizeCase{"zero", 0, -EINVAL},
+                    DescSizeCase{"not_8_aligned", 28, -EINVAL},
+                    DescSizeCase{"above_256", 264, -EINVAL}),
+    [](const testing::TestParamInfo<DescSizeCase>& i) { return std::string(i.param.name); });
+
+// Without the flag the driver fills in the plain descriptor size.
+TEST(IoDescSizeDefault, WithoutTheFlagTheSizeIsTheDescriptors) {
+  REQUIRE_FEATURE(UBLK_F_IO_DESC_SIZE);
+  Control c;
+  ublksrv_ctrl_dev_info info = dev_info(1, 4, 0);
+  info.io_desc_size = 64;  // ignored without UBLK_F_IO_DESC_SIZE
+  RawDevice d(c, info);
+  ASSERT_EQ(d.add_result(), 0);
+  ublksrv_ctrl_dev_info got{};
+  ASSERT_EQ(c.get_dev_info(d.id(), &got), 0);
+  EXPECT_EQ(got.io_desc_size, sizeof(ublksrv_io_desc));
+}
+
+// The descriptor array is depth x io_desc_size: with 128 tags of 64 bytes it is two pages,
+// and the driver's mmap accepts exactly that length (one page, the 24-byte stride's, is
+// refused).
+TEST(IoDescSizeDefault, DescriptorMappingHasTheChosenStride) {
+  REQUIRE_FEATURE(UBLK_F_IO_DESC_SIZE);
+  Control c;
+  ublksrv_ctrl_dev_info info = dev_info(1, 128, UBLK_F_IO_DESC_SIZE);
+  info.io_desc_size = 64;
+  RawDevice d(c, info);
+  ASSERT_EQ(d.add_result(), 0);
+  int fd = open(d.chardev().c_str(), O_RDWR);
+  ASSERT_GE(fd, 0) << strerror(errno);
+  void* small = mmap(nullptr, 4096, PROT_READ, MAP_SHARED, fd, 0);
+  EXPECT_EQ(small, MAP_FAILED) << "a mapping of 128 x 24 bytes on a 64-byte stride";
+  if (small != MAP_FAILED) munmap(small, 4096);
+  void* exact = mmap(nullptr, 128 * 64, PROT_READ, MAP_SHARED, fd, 0);
+  EXPECT_NE(exact, MAP_FAILED) << strerror(errno);
+  if (exact != MAP_FAILED) munmap(exact, 128 * 64);
+  close(fd);
 }
