@@ -491,3 +491,92 @@ TEST(IoDescSizeDefault, DescriptorMappingHasTheChosenStride) {
   if (exact != MAP_FAILED) munmap(exact, 128 * 64);
   close(fd);
 }
+
+// --- UBLK_F_SHMEM_ZC: REG_BUF / UNREG_BUF (ublk_ctrl_reg_buf, ublk_ctrl_unreg_buf) ---
+
+namespace {
+int reg_buf(Control& c, uint32_t id, uint64_t addr, uint64_t len, uint32_t flags = 0, uint32_t reserved = 0) {
+  ublk_shmem_buf_reg r{addr, len, flags, reserved};
+  ublksrv_ctrl_cmd cmd{};
+  cmd.dev_id = id;
+  cmd.queue_id = uint16_t(-1);
+  cmd.addr = reinterpret_cast<uint64_t>(&r);
+  cmd.len = sizeof(r);
+  return c.raw(UBLK_U_CMD_REG_BUF, cmd);
+}
+
+int unreg_buf(Control& c, uint32_t id, int64_t index) {
+  ublksrv_ctrl_cmd cmd{};
+  cmd.dev_id = id;
+  cmd.queue_id = uint16_t(-1);
+  cmd.data[0] = uint64_t(index);
+  return c.raw(UBLK_U_CMD_UNREG_BUF, cmd);
+}
+
+// Shared memory the way a server gets it to share with its clients: a memfd, mapped shared.
+struct SharedPages {
+  explicit SharedPages(size_t n) : len(n * 4096) {
+    int fd = memfd_create("ublkcheck-shmem", MFD_CLOEXEC);
+    if (fd >= 0 && ftruncate(fd, off_t(len)) == 0)
+      p = static_cast<char*>(mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    if (fd >= 0) close(fd);
+  }
+  ~SharedPages() {
+    if (p != MAP_FAILED) munmap(p, len);
+  }
+  uint64_t addr(size_t off = 0) const { return reinterpret_cast<uint64_t>(p) + off; }
+  char* p = static_cast<char*>(MAP_FAILED);
+  size_t len;
+};
+}  // namespace
+
+TEST(ShmemZc, RegAndUnregBufNeedTheFlag) {
+  REQUIRE_FEATURE(UBLK_F_SHMEM_ZC);
+  Control c;
+  RawDevice d(c, 1, 4, 0);
+  ASSERT_EQ(d.add_result(), 0);
+  SharedPages m(2);
+  ASSERT_NE(m.p, MAP_FAILED);
+  EXPECT_EQ(reg_buf(c, d.id(), m.addr(), m.len), -EOPNOTSUPP);
+  EXPECT_EQ(unreg_buf(c, d.id(), 0), -EOPNOTSUPP);
+}
+
+TEST(ShmemZc, RegBufRefusesBadDescriptorsWithEinval) {
+  REQUIRE_FEATURE(UBLK_F_SHMEM_ZC);
+  Control c;
+  RawDevice d(c, 1, 4, UBLK_F_SHMEM_ZC);
+  ASSERT_EQ(d.add_result(), 0);
+  SharedPages m(2);
+  ASSERT_NE(m.p, MAP_FAILED);
+  EXPECT_EQ(reg_buf(c, d.id(), m.addr(), m.len, 1u << 1), -EINVAL) << "unknown flag";
+  EXPECT_EQ(reg_buf(c, d.id(), m.addr(), m.len, 0, 1), -EINVAL) << "reserved set";
+  EXPECT_EQ(reg_buf(c, d.id(), m.addr(), 0), -EINVAL) << "zero length";
+  EXPECT_EQ(reg_buf(c, d.id(), m.addr(), 4096 + 512), -EINVAL) << "length not page aligned";
+  EXPECT_EQ(reg_buf(c, d.id(), m.addr(512), 4096), -EINVAL) << "address not page aligned";
+}
+
+// Indexes are handed out from 0, freed by UNREG_BUF and reused; an index nobody holds is
+// -ENOENT, one outside 0..65535 -EINVAL; memory that is not mapped cannot be pinned.
+TEST(ShmemZc, RegBufIndexesAndUnregBuf) {
+  REQUIRE_FEATURE(UBLK_F_SHMEM_ZC);
+  Control c;
+  RawDevice d(c, 1, 4, UBLK_F_SHMEM_ZC);
+  ASSERT_EQ(d.add_result(), 0);
+  SharedPages a(2), b(1);
+  ASSERT_NE(a.p, MAP_FAILED);
+  ASSERT_NE(b.p, MAP_FAILED);
+  EXPECT_EQ(reg_buf(c, d.id(), a.addr(), a.len), 0);
+  EXPECT_EQ(reg_buf(c, d.id(), b.addr(), b.len, UBLK_SHMEM_BUF_READ_ONLY), 1);
+  EXPECT_EQ(unreg_buf(c, d.id(), 0), 0);
+  EXPECT_EQ(unreg_buf(c, d.id(), 0), -ENOENT) << "index 0 was already unregistered";
+  EXPECT_EQ(unreg_buf(c, d.id(), 7), -ENOENT) << "an index never handed out";
+  EXPECT_EQ(unreg_buf(c, d.id(), -1), -EINVAL);
+  EXPECT_EQ(unreg_buf(c, d.id(), 65536), -EINVAL);
+  EXPECT_EQ(reg_buf(c, d.id(), a.addr(), a.len), 0) << "the freed index is reused";
+  void* hole = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(hole, MAP_FAILED);
+  munmap(hole, 4096);
+  EXPECT_EQ(reg_buf(c, d.id(), reinterpret_cast<uint64_t>(hole), 4096), -EFAULT) << "unmapped memory";
+  EXPECT_EQ(unreg_buf(c, d.id(), 1), 0);
+  EXPECT_EQ(unreg_buf(c, d.id(), 0), 0);
+}

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <fstream>
+#include <signal.h>
 #include <filesystem>
 #include <functional>
 #include <grp.h>
@@ -219,4 +221,130 @@ TEST_F(Unprivileged, CannotControlARootDevice) {
   });
   EXPECT_EQ(rc, 0) << "a user without CAP_SYS_ADMIN reached root's device (100+e: GET_DEV_INFO, 200+e: STOP_DEV)";
   EXPECT_EQ(d.state(), "LIVE");
+}
+
+// --- request timeouts (ublk_timeout): an unprivileged server may not sit on a request ---
+
+namespace {
+// A read of `block` from a thread; its errno (0: data) once it ends, -1 while it waits.
+class HeldRead {
+ public:
+  explicit HeldRead(const std::string& block)
+      : th_([this, block] {
+          int fd = open(block.c_str(), O_RDONLY | O_DIRECT);
+          void* buf = nullptr;
+          if (fd < 0 || posix_memalign(&buf, 4096, 4096)) {
+            result_ = fd < 0 ? errno : ENOMEM;
+          } else {
+            ssize_t n = pread(fd, buf, 4096, 1 << 20);
+            result_ = n == 4096 ? 0 : n < 0 ? errno : ENODATA;
+          }
+          free(buf);
+          if (fd >= 0) close(fd);
+        }) {}
+  ~HeldRead() {
+    if (th_.joinable()) th_.detach();  // still in the kernel: the runner's hang dump shows it
+  }
+  int wait(std::chrono::milliseconds limit) {
+    for (auto t0 = std::chrono::steady_clock::now(); result_ == -1 && std::chrono::steady_clock::now() - t0 < limit;)
+      std::this_thread::sleep_for(20ms);
+    if (result_ != -1) th_.join();
+    return result_;
+  }
+
+ private:
+  std::atomic<int> result_{-1};
+  std::thread th_;
+};
+
+bool set_io_timeout_ms(int id, int ms) {
+  std::ofstream f("/sys/block/ublkb" + std::to_string(id) + "/queue/io_timeout");
+  f << ms;
+  f.flush();
+  return bool(f);
+}
+
+bool alive(int pid) { return pid > 0 && (kill(pid, 0) == 0 || errno != ESRCH); }
+}  // namespace
+
+// ublk_timeout() SIGKILLs the server of an unprivileged device whose request times out
+// (it may not hold the kernel's I/O forever); the read then fails with EIO.
+TEST_F(Unprivileged, ServerHoldingARequestPastItsTimeoutIsKilled) {
+  NodeOwnerFixer udev;
+  const std::string env = "UBLK_FIXTURE_STATE_DIR=" + state_;
+  const std::string out = state_ + "/add.json";
+  int rc = as_user(kUser, [&] {
+    putenv(const_cast<char*>(env.c_str()));
+    ProcResult add = fixture({"add", "-t", "fault", "--never-complete", "-s", "8M", "--unprivileged", "--json"}, 30s);
+    std::ofstream(out) << add.out;
+    return add.status;
+  });
+  ASSERT_EQ(rc, 0) << "ublk-fixture add as uid " << kUser;
+  std::ifstream in(out);
+  auto j = nlohmann::json::parse(in, nullptr, false);
+  ASSERT_FALSE(j.is_discarded());
+  const int id = j["dev_id"].get<int>();
+  Control c;
+  ublksrv_ctrl_dev_info info{};
+  c.set_prefix_dev_path(true);
+  ASSERT_EQ(c.get_dev_info(uint32_t(id), &info), 0);
+  const int server = info.ublksrv_pid;
+  ASSERT_TRUE(set_io_timeout_ms(id, 1000)) << "io_timeout of ublkb" << id;
+  HeldRead read("/dev/ublkb" + std::to_string(id));
+  const int got = read.wait(15s);
+  EXPECT_EQ(got, EIO) << (got == -1 ? "the read still waits 15 s after a 1 s timeout" : "the read ended");
+  EXPECT_FALSE(alive(server)) << "the unprivileged server outlived its request's timeout";
+  as_user(kUser, [&] {
+    putenv(const_cast<char*>(env.c_str()));
+    return fixture({"del", "-n", std::to_string(id)}, 30s).status;
+  });
+}
+
+// The same timeout on a privileged device only rearms the timer: the server is trusted to
+// answer late, so it lives and the read is still waiting.
+TEST(Timeout, PrivilegedServerPastTheTimeoutIsLeftAlone) {
+  REQUIRE_FEATURE(UBLK_F_NO_AUTO_PART_SCAN);
+  FixtureDevice d({"-t", "fault", "--never-complete", "-s", "8M", "--no-part-scan"});
+  ASSERT_DEVICE(d);
+  ASSERT_TRUE(set_io_timeout_ms(d.id(), 1000));
+  const int server = d.pid();
+  HeldRead read(d.block());
+  EXPECT_EQ(read.wait(3s), -1) << "the read ended although the server never completes";
+  EXPECT_TRUE(alive(server)) << "a privileged server was killed for a late request";
+  d.kill9();
+  EXPECT_EQ(read.wait(15s), EIO);
+}
+
+// The module parameter ublks_max caps how many unprivileged devices exist at once
+// (ADD_DEV beyond it: -EACCES); root's devices do not count and are not capped; the
+// parameter takes 0 .. UBLK_MAX_UBLKS (2^20) only.
+TEST_F(Unprivileged, UblksMaxCapsUnprivilegedDevicesOnly) {
+  const std::string param = "/sys/module/ublk_drv/parameters/ublks_max";
+  std::string old;
+  std::getline(std::ifstream(param), old);
+  ASSERT_FALSE(old.empty()) << param;
+  auto set = [&](const std::string& v) {
+    std::ofstream f(param);
+    f << v;
+    f.flush();
+    return bool(f);
+  };
+  EXPECT_FALSE(set("1048577")) << "ublks_max above UBLK_MAX_UBLKS was accepted";
+  ASSERT_TRUE(set("1"));
+  NodeOwnerFixer udev;
+  int rc = as_user(kUser, [] {
+    Control c;
+    c.set_prefix_dev_path(true);
+    RawDevice first(c, 1, 4, UBLK_F_UNPRIVILEGED_DEV);
+    if (first.add_result() != 0) return 10 + errno_code(first.add_result());
+    RawDevice second(c, 1, 4, UBLK_F_UNPRIVILEGED_DEV);
+    return second.add_result() == 0 ? 9 : errno_code(second.add_result());
+  });
+  EXPECT_EQ(rc, EACCES) << "a second unprivileged device with ublks_max 1 (9: it was added, 10+e: the first failed)";
+  {
+    Control c;
+    RawDevice root(c, 1, 4, 0);
+    EXPECT_EQ(root.add_result(), 0) << "root's device counted against ublks_max";
+  }
+  set(old);
 }
