@@ -35,3 +35,13 @@ def test_the_summary_shows_the_skip_line():
     r.skips = {"skipped": 1, "previous": {"run": "results/x", "started": "", "skipped": 0},
                "newly_skipped": [{"test": "a", "was": "pass"}], "no_longer_skipped": []}
     assert "NEWLY SKIPPED: a (was pass)" in summary_table(r)
+
+
+def test_a_patched_run_compares_but_never_becomes_the_previous_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    history.compare_and_record(run_of(a="pass"), tmp_path / "stock")
+    patched = run_of(a="skip")
+    patched.patches = ["fixtures/mutants/x.patch"]
+    assert history.compare_and_record(patched, tmp_path / "zoo")["newly_skipped"] == [{"test": "a", "was": "pass"}]
+    again = history.compare_and_record(run_of(a="pass"), tmp_path / "stock2")
+    assert again["previous"]["run"] == str(tmp_path / "stock") and again["newly_skipped"] == []

@@ -37,7 +37,9 @@ def compare(run: RunResult, previous: dict | None) -> dict:
 
 
 def compare_and_record(run: RunResult, outdir: Path) -> dict:
-    """Compares with the release's previous run, then makes this run the previous one."""
+    """Compares with the release's previous run, then makes this run the previous one,
+    unless it ran a patched driver (`--patch`, the zoo): those compare with the stock
+    driver's last run but never become it."""
     if not run.kernel_release or not run.tests:
         return {}
     p = _path(run.kernel_release)
@@ -46,6 +48,8 @@ def compare_and_record(run: RunResult, outdir: Path) -> dict:
     except (OSError, ValueError):
         previous = None
     result = compare(run, previous)
+    if run.patches:
+        return result
     merged = dict(previous.get("statuses", {})) if previous else {}
     merged.update({t.name: t.status for t in run.tests})
     p.parent.mkdir(parents=True, exist_ok=True)

@@ -115,6 +115,12 @@ TEST_P(Integrity, WriteReadBackAtManySizes) {
   }
   EXPECT_GE(op_count(*dev_, "write"), 4u);
   EXPECT_GE(op_count(*dev_, "read"), 4u);
+  // UBLK_F_NEED_GET_DATA: every write reached the server first without its data
+  // (UBLK_IO_RES_NEED_GET_DATA), and reads never do.
+  if (std::string(GetParam().mode.name) == "need_get_data")
+    EXPECT_EQ(op_count(*dev_, "need_get_data"), op_count(*dev_, "write")) << "writes that skipped NEED_GET_DATA";
+  else
+    EXPECT_EQ(op_count(*dev_, "need_get_data"), 0u);
 }
 
 TEST_P(Integrity, FioRandomWritesVerify) {
