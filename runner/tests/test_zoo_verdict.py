@@ -49,3 +49,14 @@ def test_what_the_stock_driver_does_too_catches_nothing():
     failed, reports, _ = verdict(run([known, flagged], [UBLK_WARN]), {"a.B.Known"},
                                  {"WARNING in ublk_ch_uring_cmd"})
     assert failed == [] and reports == []
+
+
+def test_a_tcg_int3_oops_with_ublk_drv_only_in_the_module_list_names_no_ublk():
+    """A real console of a zoo run (2026-12-01): an int3 Oops in sched_clock_cpu in a
+    kworker, with ublk_drv loaded. It cannot count as a mutant caught."""
+    from pathlib import Path
+    from ublkcheck import scan
+    lines = (Path(__file__).parent / "data" / "tcg-int3-sched-clock.log").read_text().splitlines()
+    reports = scan.scan_lines(lines)
+    assert reports and all(not r.names_ublk() for r in reports)
+    assert any("Modules linked in: ublk_drv" in r.excerpt for r in reports)

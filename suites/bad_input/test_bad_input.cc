@@ -578,6 +578,44 @@ TEST(IoCmd, UnknownIoOpcodeOnAnOwnedTagIsEinval) {
   EXPECT_EQ(c.stop_dev(d.id()), 0);
 }
 
+// /dev/ublkcN has one opener, the server: a second open is -EBUSY until the first closes.
+TEST(IoCmd, CharDeviceHasASingleOpener) {
+  Control c;
+  RawDevice d(c, 1, 4, 0);
+  ASSERT_EQ(d.add_result(), 0);
+  int first = open(d.chardev().c_str(), O_RDWR);
+  ASSERT_GE(first, 0) << strerror(errno);
+  errno = 0;
+  int second = open(d.chardev().c_str(), O_RDWR);
+  EXPECT_EQ(second, -1) << "a second opener of " << d.chardev();
+  EXPECT_EQ(errno, EBUSY) << strerror(errno);
+  if (second >= 0) close(second);
+  close(first);
+  // The release is asynchronous (a work item): give it a moment, then the node opens again.
+  int again = -1;
+  for (int i = 0; i < 100 && (again = open(d.chardev().c_str(), O_RDWR)) < 0 && errno == EBUSY; i++)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_GE(again, 0) << "the node stayed busy after its opener closed it: " << strerror(errno);
+  if (again >= 0) close(again);
+}
+
+// The descriptor array is kernel-written ABI: a read-only mapping cannot be upgraded with
+// mprotect (the driver clears VM_MAYWRITE), EACCES.
+TEST(IoCmd, DescriptorMappingCannotBeMadeWritable) {
+  Control c;
+  RawDevice d(c, 1, 4, 0);
+  ASSERT_EQ(d.add_result(), 0);
+  RawIoRing r(d.chardev(), c.legacy());
+  ASSERT_GE(r.fd(), 0);
+  const size_t len = iod_buf_size(4);
+  void* m = mmap(nullptr, len, PROT_READ, MAP_SHARED, r.fd(), 0);
+  ASSERT_NE(m, MAP_FAILED) << strerror(errno);
+  errno = 0;
+  EXPECT_EQ(mprotect(m, len, PROT_READ | PROT_WRITE), -1) << "the descriptor mapping became writable";
+  EXPECT_EQ(errno, EACCES) << strerror(errno);
+  munmap(m, len);
+}
+
 TEST(IoCmd, DescriptorMappingMustBeReadOnlyAndExact) {
   Control c;
   RawDevice d(c, 1, 4, 0);
