@@ -277,3 +277,24 @@ TEST(Threads, AffinityPinsEachQueueThreadToItsQueueCpus) {
   FioResult r = run_fio(fio_job(d.block(), "randread", "4k", 16, 2, "io_uring", 1), 60s);
   EXPECT_TRUE(r.ok()) << r.describe();
 }
+
+// --delay-ops picks which ops the fault target delays: with `--delay-ops write` a write
+// waits its 300 ms and a read is served at once (the double-write test relies on it).
+TEST(FaultTarget, DelayOpsWriteDelaysWritesAndNotReads) {
+  FixtureDevice d({"-t", "fault", "-s", "8M", "--delay-us", "300000", "--delay-ops", "write"});
+  ASSERT_DEVICE(d);
+  int fd = open(d.block().c_str(), O_RDWR | O_DIRECT);
+  ASSERT_GE(fd, 0) << strerror(errno);
+  AlignedBuf b(4096);
+  fill(b.data(), 4096, 11);
+  using Clock = std::chrono::steady_clock;
+  auto t0 = Clock::now();
+  ASSERT_EQ(pwrite(fd, b.data(), 4096, 0), 4096) << strerror(errno);
+  const auto write_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  t0 = Clock::now();
+  ASSERT_EQ(pread(fd, b.data(), 4096, 65536), 4096) << strerror(errno);
+  const auto read_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  close(fd);
+  EXPECT_GE(write_ms, 300) << "the write was not delayed";
+  EXPECT_LT(read_ms, 150) << "the read was delayed although --delay-ops names only writes";
+}
