@@ -396,12 +396,7 @@ TEST(WrongState, EndUserRecoveryWithAnotherLivePid) {
   d.kill9();
   ASSERT_EQ(d.wait_state("QUIESCED", 15s), "QUIESCED");
   Control c;
-  int ret = -EBUSY;
-  for (int i = 0; i < 500 && ret == -EBUSY; i++) {
-    ret = c.start_user_recovery(uint32_t(d.id()));
-    if (ret == -EBUSY) std::this_thread::sleep_for(20ms);
-  }
-  ASSERT_EQ(ret, 0);
+  ASSERT_EQ(start_user_recovery_after_release(c, uint32_t(d.id())), 0);
   RawIoRing ring(d.chardev(), c.legacy());
   ASSERT_TRUE(ring.ok());
   std::vector<char> buf(2 * (512 << 10));

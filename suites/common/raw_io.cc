@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <thread>
 
 namespace ublkcheck {
 
@@ -17,6 +19,15 @@ ublk::uapi::ublksrv_ctrl_dev_info dev_info(uint16_t queues, uint16_t depth, uint
   i.dev_id = UINT32_MAX;
   i.flags = flags;
   return i;
+}
+
+int start_user_recovery_after_release(ublk::Control& c, uint32_t dev_id) {
+  int ret = -EBUSY;
+  for (int i = 0; i < 500 && ret == -EBUSY; i++) {
+    ret = c.start_user_recovery(dev_id);
+    if (ret == -EBUSY) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return ret;
 }
 
 RawDevice::RawDevice(ublk::Control& c, uint16_t queues, uint16_t depth, uint64_t flags)

@@ -15,6 +15,10 @@ namespace ublkcheck {
 // What a raw ADD_DEV asks for: `queues` x `depth`, 512 KiB I/Os, any free id, `flags` as given.
 ublk::uapi::ublksrv_ctrl_dev_info dev_info(uint16_t queues, uint16_t depth, uint64_t flags);
 
+// START_USER_RECOVERY of a device whose server was killed, retried while the dead server's
+// /dev/ublkcN is still being released (the driver says EBUSY until then), up to 10 s.
+int start_user_recovery_after_release(ublk::Control& c, uint32_t dev_id);
+
 // A device added with ADD_DEV (+ SET_PARAMS) but not started; deleted on scope exit.
 class RawDevice {
  public:

@@ -183,30 +183,9 @@ TEST(Lifecycle, StartStopDelete) {
   EXPECT_EQ(c.get_dev_info(uint32_t(id), &info), -ENODEV);
 }
 
-TEST(Lifecycle, DelDevAsyncReturnsAndDeviceGoes) {
-  Control c;
-  if (c.legacy()) GTEST_SKIP() << "no DEL_DEV_ASYNC before 6.9";
-  FixtureDevice d({"-t", "null"});
-  ASSERT_DEVICE(d);
-  const uint32_t id = uint32_t(d.id());
-  d.forget();
-  ASSERT_EQ(c.del_dev(id, true), 0);
-  // Poll with GET_DEV_INFO (no char-device path): GET_DEV_INFO2's path lookup already
-  // fails with ENOENT once /dev/ublkcN is gone, before the id is released.
-  ublksrv_ctrl_dev_info info{};
-  ublksrv_ctrl_cmd cmd{};
-  cmd.dev_id = id;
-  cmd.queue_id = uint16_t(-1);
-  cmd.addr = reinterpret_cast<uint64_t>(&info);
-  cmd.len = sizeof(info);
-  int ret = 0;
-  for (int i = 0; i < 100 && (ret = c.raw(UBLK_U_CMD_GET_DEV_INFO, cmd)) == 0; i++)
-    std::this_thread::sleep_for(50ms);
-  EXPECT_EQ(ret, -ENODEV) << "device still present 5 s after DEL_DEV_ASYNC";
-}
-
 namespace {
-// GET_DEV_INFO without the char-device path check of GET_DEV_INFO2: 0 while the id exists.
+// GET_DEV_INFO without the char-device path check of GET_DEV_INFO2 (whose path lookup
+// fails with ENOENT once /dev/ublkcN is gone, before the id is released): 0 while the id exists.
 int dev_info_ret(Control& c, uint32_t id) {
   ublksrv_ctrl_dev_info info{};
   ublksrv_ctrl_cmd cmd{};
@@ -216,7 +195,22 @@ int dev_info_ret(Control& c, uint32_t id) {
   cmd.len = sizeof(info);
   return c.raw(UBLK_U_CMD_GET_DEV_INFO, cmd);
 }
+}  // namespace
 
+TEST(Lifecycle, DelDevAsyncReturnsAndDeviceGoes) {
+  Control c;
+  if (c.legacy()) GTEST_SKIP() << "no DEL_DEV_ASYNC before 6.9";
+  FixtureDevice d({"-t", "null"});
+  ASSERT_DEVICE(d);
+  const uint32_t id = uint32_t(d.id());
+  d.forget();
+  ASSERT_EQ(c.del_dev(id, true), 0);
+  int ret = 0;
+  for (int i = 0; i < 100 && (ret = dev_info_ret(c, id)) == 0; i++) std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(ret, -ENODEV) << "device still present 5 s after DEL_DEV_ASYNC";
+}
+
+namespace {
 // DEL_DEV or DEL_DEV_ASYNC from a thread while /dev/ublkbN is held open; whether it
 // returned within `patience`, then (after the close) its result.
 struct HeldDelete {

@@ -292,12 +292,7 @@ TEST(Recovery, NewServerDiesDuringRecoveryFetchThenAnotherRecovers) {
   ASSERT_EQ(d.wait_state("QUIESCED", 15s), "QUIESCED");
   {
     Control c;
-    int ret = -EBUSY;
-    for (int i = 0; i < 500 && ret == -EBUSY; i++) {
-      ret = c.start_user_recovery(uint32_t(d.id()));
-      if (ret == -EBUSY) std::this_thread::sleep_for(20ms);
-    }
-    ASSERT_EQ(ret, 0);
+    ASSERT_EQ(start_user_recovery_after_release(c, uint32_t(d.id())), 0);
     RawIoRing half(d.chardev(), c.legacy());
     std::vector<char> buf(2 * 4096);
     EXPECT_EQ(half.cmd(UBLK_IO_FETCH_REQ, 0, 0, reinterpret_cast<uint64_t>(buf.data())), RawIoRing::kPending);

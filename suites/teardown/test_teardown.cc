@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "device.h"
+#include "held_read.h"
 #include "env.h"
 #include "fio.h"
 
@@ -43,41 +44,22 @@ TEST(Teardown, ServerThatNeverCompletesThenKilledThenDeleted) {
   REQUIRE_FEATURE(UBLK_F_NO_AUTO_PART_SCAN);
   FixtureDevice d({"-t", "fault", "--never-complete", "-d", "4", "--no-part-scan"});
   ASSERT_DEVICE(d);
-  std::atomic<int> result{-1};  // -1 running, 0 data, else the errno
-  std::thread reader([&] {
-    int fd = open(d.block().c_str(), O_RDONLY | O_DIRECT);
-    void* buf = nullptr;
-    if (fd < 0 || posix_memalign(&buf, 4096, 4096) != 0) {
-      result = fd < 0 ? errno : ENOMEM;
-    } else {
-      ssize_t n = pread(fd, buf, 4096, 1 << 20);
-      result = n == 4096 ? 0 : n < 0 ? errno : ENODATA;
-    }
-    free(buf);
-    if (fd >= 0) close(fd);
-  });
+  HeldRead read(d.block());
   // The server's counters show the read has reached it (and is held there).
   uint64_t ios = 0;
   for (int i = 0; i < 250 && (ios = d.stats().value("ops", nlohmann::json::object()).value("read", uint64_t(0))) == 0; i++)
     std::this_thread::sleep_for(20ms);
   EXPECT_EQ(ios, 1u) << "the read never reached the server (or something else read the device)";
   std::this_thread::sleep_for(200ms);
-  EXPECT_EQ(result.load(), -1) << "the I/O completed although the server never completes";
+  EXPECT_EQ(read.result(), -1) << "the I/O completed although the server never completes";
   d.kill9();  // what an operator does with a stuck server
   // The server died holding it: without USER_RECOVERY the driver fails it (EIO) once the
   // dead server's /dev/ublkcN is released.
+  const int got = read.wait(15s);
+  EXPECT_EQ(got, EIO) << "the held read ended with " << got
+                      << (got == -1 ? " (still waiting 15 s after the kill)" : got == 0 ? " (data nobody served)" : "");
+  if (got == -1) return;  // stuck in the kernel: the runner's hang dump shows where
   auto t0 = Clock::now();
-  while (result.load() == -1 && Clock::now() - t0 < 15s) std::this_thread::sleep_for(20ms);
-  EXPECT_EQ(result.load(), EIO) << "the held read ended with " << result.load()
-                                << (result.load() == -1   ? " (still waiting 15 s after the kill)"
-                                    : result.load() == 0 ? " (data nobody served)"
-                                                         : "");
-  if (result.load() == -1) {
-    reader.detach();  // stuck in the kernel: the runner's hang dump shows where
-    return;
-  }
-  reader.join();
-  t0 = Clock::now();
   ProcResult r = d.del();
   EXPECT_EQ(r.status, 0) << r.describe();
   EXPECT_LT(Clock::now() - t0, 15s) << "DEL_DEV after the stuck server died";

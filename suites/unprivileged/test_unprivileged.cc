@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "device.h"
+#include "held_read.h"
 #include "env.h"
 #include "raw_io.h"
 
@@ -226,37 +227,6 @@ TEST_F(Unprivileged, CannotControlARootDevice) {
 // --- request timeouts (ublk_timeout): an unprivileged server may not sit on a request ---
 
 namespace {
-// A read of `block` from a thread; its errno (0: data) once it ends, -1 while it waits.
-class HeldRead {
- public:
-  explicit HeldRead(const std::string& block)
-      : th_([this, block] {
-          int fd = open(block.c_str(), O_RDONLY | O_DIRECT);
-          void* buf = nullptr;
-          if (fd < 0 || posix_memalign(&buf, 4096, 4096)) {
-            result_ = fd < 0 ? errno : ENOMEM;
-          } else {
-            ssize_t n = pread(fd, buf, 4096, 1 << 20);
-            result_ = n == 4096 ? 0 : n < 0 ? errno : ENODATA;
-          }
-          free(buf);
-          if (fd >= 0) close(fd);
-        }) {}
-  ~HeldRead() {
-    if (th_.joinable()) th_.detach();  // still in the kernel: the runner's hang dump shows it
-  }
-  int wait(std::chrono::milliseconds limit) {
-    for (auto t0 = std::chrono::steady_clock::now(); result_ == -1 && std::chrono::steady_clock::now() - t0 < limit;)
-      std::this_thread::sleep_for(20ms);
-    if (result_ != -1) th_.join();
-    return result_;
-  }
-
- private:
-  std::atomic<int> result_{-1};
-  std::thread th_;
-};
-
 bool set_io_timeout_ms(int id, int ms) {
   std::ofstream f("/sys/block/ublkb" + std::to_string(id) + "/queue/io_timeout");
   f << ms;
