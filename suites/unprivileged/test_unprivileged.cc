@@ -110,7 +110,7 @@ TEST_F(Unprivileged, AddWithoutTheFlagIsEperm) {
 TEST_F(Unprivileged, UserCopyZeroCopyAndAutoBufRegAreRefused) {
   // 42aafd8b48ad: user copy was once allowed for unprivileged devices.
   int checked = 0;
-  for (uint64_t f : {UBLK_F_USER_COPY, UBLK_F_SUPPORT_ZERO_COPY,
+  for (uint64_t f : {UBLK_F_USER_COPY, UBLK_F_SUPPORT_ZERO_COPY, UBLK_F_AUTO_BUF_REG,
                      UBLK_F_SUPPORT_ZERO_COPY | UBLK_F_AUTO_BUF_REG}) {
     if ((kernel_features() & f) != f) continue;  // unknown flags are cleared, not refused
     checked++;
@@ -122,6 +122,28 @@ TEST_F(Unprivileged, UserCopyZeroCopyAndAutoBufRegAreRefused) {
     EXPECT_EQ(rc, EINVAL) << "flags 0x" << std::hex << f;
   }
   if (!checked) GTEST_SKIP() << "kernel has none of user copy / zero copy";
+}
+
+// Recovery could hang error handling on an untrusted server: ADD_DEV of an unprivileged
+// device silently drops USER_RECOVERY and REISSUE (the device is added without them).
+TEST_F(Unprivileged, RecoveryFlagsAreSilentlyDropped) {
+  if ((kernel_features() & UBLK_F_USER_RECOVERY_REISSUE) != UBLK_F_USER_RECOVERY_REISSUE)
+    GTEST_SKIP() << "kernel lacks UBLK_F_USER_RECOVERY_REISSUE (GET_FEATURES = " << features_hex() << ")";
+  NodeOwnerFixer udev;
+  int rc = as_user(kUser, [] {
+    Control c;
+    c.set_prefix_dev_path(true);
+    RawDevice d(c, 1, 4, UBLK_F_UNPRIVILEGED_DEV | UBLK_F_USER_RECOVERY | UBLK_F_USER_RECOVERY_REISSUE);
+    if (d.add_result() != 0) return 100 + errno_code(d.add_result());
+    // The owner may delete it once the "udev" thread has handed it the node: wait for that,
+    // or the delete at scope exit is refused and the device outlives the test.
+    for (int i = 0; i < 200 && access(d.chardev().c_str(), R_OK | W_OK) != 0; i++)
+      std::this_thread::sleep_for(10ms);
+    const uint64_t f = d.info().flags;
+    return (f & UBLK_F_USER_RECOVERY ? 1 : 0) | (f & UBLK_F_USER_RECOVERY_REISSUE ? 2 : 0) |
+           (f & UBLK_F_UNPRIVILEGED_DEV ? 0 : 4);
+  });
+  EXPECT_EQ(rc, 0) << "1: USER_RECOVERY kept, 2: REISSUE kept, 4: UNPRIVILEGED_DEV lost, 100+e: ADD_DEV failed";
 }
 
 TEST_F(Unprivileged, UserAddsServesAndDeletesItsOwnDevice) {
