@@ -21,6 +21,21 @@ ublk::uapi::ublksrv_ctrl_dev_info dev_info(uint16_t queues, uint16_t depth, uint
   return i;
 }
 
+ublk::uapi::ublksrv_ctrl_cmd dev_cmd(uint32_t id, void* buf, uint16_t len) {
+  ublksrv_ctrl_cmd cmd{};
+  cmd.dev_id = id;
+  cmd.queue_id = uint16_t(-1);
+  cmd.addr = reinterpret_cast<uint64_t>(buf);
+  cmd.len = len;
+  return cmd;
+}
+
+int dev_info_ret(ublk::Control& c, uint32_t id) {
+  ublksrv_ctrl_dev_info info{};
+  ublksrv_ctrl_cmd cmd = dev_cmd(id, &info, sizeof(info));
+  return c.raw(UBLK_U_CMD_GET_DEV_INFO, cmd);
+}
+
 int start_user_recovery_after_release(ublk::Control& c, uint32_t dev_id) {
   int ret = -EBUSY;
   for (int i = 0; i < 500 && ret == -EBUSY; i++) {

@@ -15,6 +15,12 @@ namespace ublkcheck {
 // What a raw ADD_DEV asks for: `queues` x `depth`, 512 KiB I/Os, any free id, `flags` as given.
 ublk::uapi::ublksrv_ctrl_dev_info dev_info(uint16_t queues, uint16_t depth, uint64_t flags);
 
+// A control command for device `id` (no queue) with `len` bytes at `buf`.
+ublk::uapi::ublksrv_ctrl_cmd dev_cmd(uint32_t id, void* buf = nullptr, uint16_t len = 0);
+// GET_DEV_INFO without the char-device path check of GET_DEV_INFO2 (whose path lookup
+// fails with ENOENT once /dev/ublkcN is gone, before the id is released): 0 while the id exists.
+int dev_info_ret(ublk::Control& c, uint32_t id);
+
 // START_USER_RECOVERY of a device whose server was killed, retried while the dead server's
 // /dev/ublkcN is still being released (the driver says EBUSY until then), up to 10 s.
 int start_user_recovery_after_release(ublk::Control& c, uint32_t dev_id);

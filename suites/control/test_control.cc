@@ -183,20 +183,6 @@ TEST(Lifecycle, StartStopDelete) {
   EXPECT_EQ(c.get_dev_info(uint32_t(id), &info), -ENODEV);
 }
 
-namespace {
-// GET_DEV_INFO without the char-device path check of GET_DEV_INFO2 (whose path lookup
-// fails with ENOENT once /dev/ublkcN is gone, before the id is released): 0 while the id exists.
-int dev_info_ret(Control& c, uint32_t id) {
-  ublksrv_ctrl_dev_info info{};
-  ublksrv_ctrl_cmd cmd{};
-  cmd.dev_id = id;
-  cmd.queue_id = uint16_t(-1);
-  cmd.addr = reinterpret_cast<uint64_t>(&info);
-  cmd.len = sizeof(info);
-  return c.raw(UBLK_U_CMD_GET_DEV_INFO, cmd);
-}
-}  // namespace
-
 TEST(Lifecycle, DelDevAsyncReturnsAndDeviceGoes) {
   Control c;
   if (c.legacy()) GTEST_SKIP() << "no DEL_DEV_ASYNC before 6.9";
@@ -491,18 +477,12 @@ TEST(IoDescSizeDefault, DescriptorMappingHasTheChosenStride) {
 namespace {
 int reg_buf(Control& c, uint32_t id, uint64_t addr, uint64_t len, uint32_t flags = 0, uint32_t reserved = 0) {
   ublk_shmem_buf_reg r{addr, len, flags, reserved};
-  ublksrv_ctrl_cmd cmd{};
-  cmd.dev_id = id;
-  cmd.queue_id = uint16_t(-1);
-  cmd.addr = reinterpret_cast<uint64_t>(&r);
-  cmd.len = sizeof(r);
+  ublksrv_ctrl_cmd cmd = dev_cmd(id, &r, sizeof(r));
   return c.raw(UBLK_U_CMD_REG_BUF, cmd);
 }
 
 int unreg_buf(Control& c, uint32_t id, int64_t index) {
-  ublksrv_ctrl_cmd cmd{};
-  cmd.dev_id = id;
-  cmd.queue_id = uint16_t(-1);
+  ublksrv_ctrl_cmd cmd = dev_cmd(id);
   cmd.data[0] = uint64_t(index);
   return c.raw(UBLK_U_CMD_UNREG_BUF, cmd);
 }

@@ -230,13 +230,7 @@ TEST_F(Unprivileged, CannotControlARootDevice) {
   const uint32_t id = uint32_t(d.id());
   int rc = as_user(kUser, [id] {
     Control c;
-    ublksrv_ctrl_dev_info info{};
-    ublksrv_ctrl_cmd cmd{};
-    cmd.dev_id = id;
-    cmd.queue_id = uint16_t(-1);
-    cmd.addr = reinterpret_cast<uint64_t>(&info);
-    cmd.len = sizeof(info);
-    int r1 = c.raw(UBLK_U_CMD_GET_DEV_INFO, cmd);
+    int r1 = dev_info_ret(c, id);
     int r2 = c.stop_dev(id);
     if (r1 != -EPERM) return 100 + errno_code(r1) % 100;
     if (r2 != -EPERM) return 200 + errno_code(r2) % 50;
