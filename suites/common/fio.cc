@@ -58,6 +58,20 @@ std::vector<std::string> fio_job(const std::string& dev, const std::string& rw,
   return a;
 }
 
+std::vector<std::string> fio_write_verify(const std::string& dev, const std::string& size,
+                                          int iodepth) {
+  auto a = fio_job(dev, "write", "4k", iodepth, 1, "libaio", 0);
+  a.insert(a.end(), {"--size=" + size, "--verify=crc32c", "--do_verify=1", "--verify_fatal=1"});
+  return a;
+}
+
+std::vector<std::string> fio_read_verify(const std::string& dev, const std::string& size,
+                                         int jobs, int runtime_s) {
+  auto a = fio_job(dev, "randread", "4k", 1, jobs, "psync", runtime_s);
+  a.insert(a.end(), {"--size=" + size, "--verify=crc32c", "--verify_fatal=1"});
+  return a;
+}
+
 BackgroundFio::BackgroundFio(std::vector<std::string> args)
     : bg_([&] {
         args.insert(args.begin(), "fio");

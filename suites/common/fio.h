@@ -33,6 +33,18 @@ std::vector<std::string> fio_job(const std::string& dev, const std::string& rw,
                                  const std::string& bs, int iodepth, int numjobs,
                                  const std::string& engine, int runtime_s);
 
+// Data oracles. Every 4 KiB block carries fio's crc32c header (its offset and a checksum),
+// so a write the driver dropped (zeros), a stale page (another block's header) or a torn
+// block fails the job with EILSEQ, naming the block.
+// One pass that writes the first `size` bytes, then reads them back and verifies them.
+std::vector<std::string> fio_write_verify(const std::string& dev, const std::string& size,
+                                          int iodepth);
+// `jobs` psync readers, each checking every block it reads of the first `size` bytes
+// against what fio_write_verify wrote, for `runtime_s`. psync on purpose: fio 3.33 runs a
+// verifying read on an async engine for one pass only, whatever --time_based says.
+std::vector<std::string> fio_read_verify(const std::string& dev, const std::string& size,
+                                         int jobs, int runtime_s);
+
 class BackgroundFio {
  public:
   explicit BackgroundFio(std::vector<std::string> args);

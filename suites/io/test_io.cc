@@ -18,6 +18,7 @@
 #include "device.h"
 #include "env.h"
 #include "fio.h"
+#include "scratch.h"
 
 using namespace ublkcheck;
 using namespace ublk::uapi;
@@ -74,12 +75,9 @@ class Integrity : public testing::TestWithParam<Param> {
     std::vector<std::string> args = {"-t", p.target, "--bs", std::to_string(p.bs)};
     for (std::string f : split_words(p.mode.flag)) args.push_back(f);
     if (p.target == "file") {
-      backing_ = "/tmp/ublkcheck-io-" + std::to_string(getpid()) + ".img";
-      int fd = open(backing_.c_str(), O_CREAT | O_RDWR | O_TRUNC, 0644);
-      ASSERT_GE(fd, 0);
-      ASSERT_EQ(ftruncate(fd, 32 << 20), 0);
-      close(fd);
-      args.insert(args.end(), {"--file", backing_});
+      backing_ = std::make_unique<ScratchFile>("io", 32 << 20);
+      ASSERT_TRUE(backing_->ok()) << backing_->path();
+      args.insert(args.end(), {"--file", backing_->path()});
     } else {
       args.insert(args.end(), {"-s", "32M"});
     }
@@ -91,11 +89,11 @@ class Integrity : public testing::TestWithParam<Param> {
   void TearDown() override {
     if (fd_ >= 0) close(fd_);
     dev_.reset();
-    if (!backing_.empty()) unlink(backing_.c_str());
+    backing_.reset();
   }
   std::unique_ptr<FixtureDevice> dev_;
   int fd_ = -1;
-  std::string backing_;
+  std::unique_ptr<ScratchFile> backing_;
 };
 
 }  // namespace

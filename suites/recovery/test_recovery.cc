@@ -12,6 +12,7 @@
 #include "env.h"
 #include "fio.h"
 #include "raw_io.h"
+#include "scratch.h"
 
 using namespace ublkcheck;
 using namespace ublk;
@@ -64,18 +65,40 @@ void quiesce_and_recover(FixtureDevice& d) {
   ASSERT_EQ(d.wait_state("LIVE", 5s), "LIVE");
 }
 
-// REISSUE: kill -9 under fio, recover; the reads the dead server held are reissued to the
-// new one, so fio sees no error. `extra`: more ublk-fixture options (e.g. --batch).
-void reissue_kill_recover_under_fio(const std::vector<std::string>& extra) {
-  std::vector<std::string> args = {"-t", "null", "-q", "2", "--reissue"};
+// REISSUE on a data-carrying target: kill -9 during a verified write, then `read_kills`
+// times during verified reads. The requests the dead server held are reissued to the new
+// one, so no job sees an error and every block reads back as written; a driver that ends
+// them without a server leaves zeros or a stale page, which fio's verify names.
+// `extra`: more ublk-fixture options (e.g. --batch).
+void reissue_kills_keep_data(const std::vector<std::string>& extra, int read_kills) {
+  ScratchFile img("reissue", 64 << 20);
+  ASSERT_TRUE(img.ok()) << img.path();
+  std::vector<std::string> args = {"-t", "file", "--file", img.path(), "-q", "2", "--reissue"};
   args.insert(args.end(), extra.begin(), extra.end());
   FixtureDevice d(args);
   ASSERT_DEVICE(d);
-  BackgroundFio fio(background_read(d.block(), 8));
-  std::this_thread::sleep_for(2s);
-  kill_and_recover(d, "QUIESCED");
-  FioResult r = fio.wait(60s);
-  EXPECT_TRUE(r.ok()) << r.describe();
+  {
+    BackgroundFio w(fio_write_verify(d.block(), "64M", 16));
+    std::this_thread::sleep_for(500ms);
+    ASSERT_TRUE(w.running()) << "the verified write ended before the kill";
+    kill_and_recover(d, "QUIESCED");
+    if (testing::Test::HasFatalFailure()) return;
+    FioResult r = w.wait(120s);
+    EXPECT_TRUE(r.ok()) << "write and verify across a kill: " << r.describe();
+  }
+  BackgroundFio rd(fio_read_verify(d.block(), "64M", 4, 600));
+  std::this_thread::sleep_for(500ms);
+  for (int i = 0; i < read_kills; i++) {
+    SCOPED_TRACE("read round " + std::to_string(i));
+    kill_and_recover(d, "QUIESCED");
+    if (testing::Test::HasFatalFailure()) return;
+    std::this_thread::sleep_for(500ms);
+  }
+  const bool spanned = rd.running();
+  rd.stop();
+  FioResult r = rd.wait(60s);
+  EXPECT_TRUE(r.ok_after_stop()) << "verified reads across the kills: " << r.describe();
+  EXPECT_TRUE(spanned) << "the verified read ended during the kills";
 }
 
 }  // namespace
@@ -110,9 +133,9 @@ TEST(Recovery, PlainRecoveryQueuesNewIoUntilRecovered) {
   EXPECT_TRUE(r.error == 0 || r.error == EIO) << r.describe();
 }
 
-TEST(Recovery, ReissueKillRecoverUnderFioNoErrors) {
+TEST(Recovery, ReissueKillsKeepDataOnFile) {
   REQUIRE_FEATURE(UBLK_F_USER_RECOVERY_REISSUE);
-  reissue_kill_recover_under_fio({});
+  reissue_kills_keep_data({}, 2);
 }
 
 TEST(Recovery, FailIoFailsFastThenRecovers) {
@@ -140,14 +163,9 @@ TEST(Recovery, FailIoFailsFastThenRecovers) {
 
 TEST(Recovery, PlainRecoveryKillWithoutFioLosesNothingOnFile) {
   REQUIRE_FEATURE(UBLK_F_USER_RECOVERY);
-  const std::string img = "/tmp/ublkcheck-rec-" + std::to_string(getpid()) + ".img";
-  {
-    int fd = open(img.c_str(), O_CREAT | O_RDWR | O_TRUNC, 0644);
-    ASSERT_GE(fd, 0);
-    ASSERT_EQ(ftruncate(fd, 16 << 20), 0);
-    close(fd);
-  }
-  FixtureDevice d({"-t", "file", "--file", img, "--recovery"});
+  ScratchFile img("rec", 16 << 20);
+  ASSERT_TRUE(img.ok()) << img.path();
+  FixtureDevice d({"-t", "file", "--file", img.path(), "--recovery"});
   ASSERT_DEVICE(d);
   auto w = fio_job(d.block(), "write", "64k", 8, 1, "libaio", 0);
   w.insert(w.end(), {"--size=8M", "--verify=crc32c", "--do_verify=0"});
@@ -157,21 +175,27 @@ TEST(Recovery, PlainRecoveryKillWithoutFioLosesNothingOnFile) {
   v.insert(v.end(), {"--size=8M", "--verify=crc32c", "--verify_only", "--verify_fatal=1"});
   FioResult r = run_fio(v, 60s);
   EXPECT_TRUE(r.ok()) << "data written before the crash must survive it: " << r.describe();
-  unlink(img.c_str());
 }
 
 TEST(Recovery, SeedLoopTenKillsUnderSequentialRead) {
   REQUIRE_FEATURE(UBLK_F_USER_RECOVERY_REISSUE);
   // Seed 002's script: `ublk add -t null -d 4 -i 1`, fio --rw=read 4k, then 10 times:
   // kill -9, wait, recover, and "no I/O error occurs". In today's UAPI that promise is
-  // REISSUE's (plain RECOVERY fails the outstanding I/O), so the loop runs with it.
+  // REISSUE's (plain RECOVERY fails the outstanding I/O), so the loop runs with it. The
+  // target carries data (a file written and verified first) so that "no error" includes
+  // "no wrong data": a read the driver ends without a server returns a stale page.
   // The 6 s sleeps are shortened; the states are polled instead.
-  FixtureDevice d({"-t", "null", "-d", "4", "--reissue"});
+  ScratchFile img("seed002", 16 << 20);
+  ASSERT_TRUE(img.ok()) << img.path();
+  FixtureDevice d({"-t", "file", "--file", img.path(), "-d", "4", "--reissue"});
   ASSERT_DEVICE(d);
-  // Time-based with a generous bound and stopped after the loop: the read spans all ten
-  // kills however slow the guest is, and the test's length does not depend on how fast
-  // a QD1 read of the whole device is.
-  BackgroundFio fio(fio_job(d.block(), "read", "4k", 1, 1, "psync", 600));
+  FioResult w = run_fio(fio_write_verify(d.block(), "16M", 4), 120s);
+  ASSERT_TRUE(w.ok()) << "pattern write: " << w.describe();
+  // The seed's sequential QD1 read, verifying every block; time-based with a generous
+  // bound and stopped after the loop, so it spans all ten kills however slow the guest is.
+  auto rd = fio_job(d.block(), "read", "4k", 1, 1, "psync", 600);
+  rd.insert(rd.end(), {"--size=16M", "--verify=crc32c", "--verify_fatal=1"});
+  BackgroundFio fio(rd);
   std::this_thread::sleep_for(1s);
   for (int i = 0; i < 10; i++) {
     SCOPED_TRACE("round " + std::to_string(i));
@@ -179,28 +203,19 @@ TEST(Recovery, SeedLoopTenKillsUnderSequentialRead) {
     if (HasFatalFailure()) return;
     std::this_thread::sleep_for(300ms);
   }
-  ASSERT_TRUE(fio.running()) << "fio ended during the kill loop";
   std::this_thread::sleep_for(1s);  // I/O flows again after the last recovery
+  const bool spanned = fio.running();
   fio.stop();
   FioResult r = fio.wait(60s);
   EXPECT_TRUE(r.ok_after_stop()) << r.describe();
+  EXPECT_TRUE(spanned) << "fio ended during the kill loop";
   EXPECT_GT(r.read_ios, 1000u) << "the read made little progress across the kills";
 }
 
-TEST(Recovery, PerIoDaemonsKillRecoverUnderFio) {
+TEST(Recovery, PerIoDaemonsKillsKeepDataOnFile) {
   REQUIRE_FEATURE(UBLK_F_PER_IO_DAEMON);
   REQUIRE_FEATURE(UBLK_F_USER_RECOVERY_REISSUE);
-  FixtureDevice d({"-t", "null", "-q", "2", "--nthreads", "4", "--per-io-tasks", "--reissue"});
-  ASSERT_DEVICE(d);
-  BackgroundFio fio(background_read(d.block(), 10));
-  std::this_thread::sleep_for(2s);
-  for (int i = 0; i < 3; i++) {
-    kill_and_recover(d, "QUIESCED");
-    if (HasFatalFailure()) return;
-    std::this_thread::sleep_for(1s);
-  }
-  FioResult r = fio.wait(60s);
-  EXPECT_TRUE(r.ok()) << r.describe();
+  reissue_kills_keep_data({"--nthreads", "4", "--per-io-tasks"}, 3);
 }
 
 // QUIESCE_DEV hands a live device to a new server without failing I/O: fio runs across
@@ -264,10 +279,10 @@ TEST(Recovery, BatchIoQuiesceDevQueuesIoIssuedDuringHandover) {
 
 // kill -9 of a batch server: the ring's exit cancels the FETCH commands, the device waits
 // QUIESCED, and a new batch server's PREP/FETCH take it back under load.
-TEST(Recovery, BatchIoReissueKillRecoverUnderFioNoErrors) {
+TEST(Recovery, BatchIoReissueKillsKeepDataOnFile) {
   REQUIRE_FEATURE(UBLK_F_USER_RECOVERY_REISSUE);
   REQUIRE_FEATURE(UBLK_F_BATCH_IO);
-  reissue_kill_recover_under_fio({"--batch"});
+  reissue_kills_keep_data({"--batch"}, 2);
 }
 
 TEST(Recovery, DeleteWhileQuiescedIsBounded) {

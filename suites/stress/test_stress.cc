@@ -12,6 +12,7 @@
 #include "env.h"
 #include "fio.h"
 #include "migrate.h"
+#include "scratch.h"
 
 using namespace ublkcheck;
 using namespace ublk;
@@ -134,10 +135,22 @@ TEST(Stress, KillAndDeleteUnderLoad) {
 TEST(Stress, RecoveryLoopUnderLoad) {
   REQUIRE_FEATURE(UBLK_F_USER_RECOVERY_REISSUE);
   REQUIRE_FEATURE(UBLK_F_PER_IO_DAEMON);
-  FixtureDevice d({"-t", "null", "-q", "2", "--nthreads", "4", "--per-io-tasks", "--reissue"});
+  // On a file written and verified first, so the loop checks data as well as errors: the
+  // load (8 x QD64) keeps many requests in each dying server, and two verifying readers
+  // check that every reissued read returns its block.
+  ScratchFile img("stress-rec", 32 << 20);
+  ASSERT_TRUE(img.ok()) << img.path();
+  FixtureDevice d({"-t", "file", "--file", img.path(), "-q", "2", "--nthreads", "4",
+                   "--per-io-tasks", "--reissue"});
   ASSERT_DEVICE(d);
+  FioResult w = run_fio(fio_write_verify(d.block(), "32M", 16), budget());
+  ASSERT_TRUE(w.ok()) << "pattern write: " << w.describe();
   const int rounds = std::max(3, stress_seconds() / 2);
-  BackgroundFio fio(fio_job(d.block(), "randread", "4k", 64, 8, "libaio", rounds * 2 + 4));
+  // One fio, two job sections: the load and the verifiers.
+  auto jobs = fio_job(d.block(), "randread", "4k", 64, 8, "libaio", rounds * 2 + 4);
+  auto verifiers = fio_read_verify(d.block(), "32M", 2, rounds * 2 + 4);
+  jobs.insert(jobs.end(), verifiers.begin(), verifiers.end());
+  BackgroundFio fio(jobs);
   std::this_thread::sleep_for(1s);
   for (int i = 0; i < rounds; i++) {
     SCOPED_TRACE("round " + std::to_string(i));
