@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <fstream>
 #include <signal.h>
 #include <filesystem>
@@ -172,26 +173,83 @@ TEST_F(Unprivileged, UserAddsServesAndDeletesItsOwnDevice) {
   EXPECT_EQ(rc, 0) << "10: add failed, 11: wrong owner, 12: I/O failed, 13: del failed";
 }
 
+namespace {
+
+// An unprivileged device added (not started) by a child running as `uid`, which stays alive
+// so that the device keeps its owner; the child is killed and the device deleted (by root)
+// on scope exit.
+class UserDevice {
+ public:
+  explicit UserDevice(uid_t uid) {
+    int pipefd[2];
+    if (pipe(pipefd)) return;
+    owner_ = fork();
+    if (owner_ == 0) {
+      if (setresgid(uid, uid, uid) || setresuid(uid, uid, uid)) _exit(1);
+      Control c;
+      ublksrv_ctrl_dev_info info = dev_info(1, 4, UBLK_F_UNPRIVILEGED_DEV | UBLK_F_CMD_IOCTL_ENCODE);
+      uint32_t id = c.add_dev(&info) == 0 ? info.dev_id : UINT32_MAX;
+      if (write(pipefd[1], &id, sizeof(id)) < 0) _exit(1);
+      pause();
+      _exit(0);
+    }
+    if (read(pipefd[0], &id_, sizeof(id_)) != ssize_t(sizeof(id_))) id_ = UINT32_MAX;
+    close(pipefd[0]);
+    close(pipefd[1]);
+  }
+  ~UserDevice() { del(); }
+  // Ends the owner and deletes the device as root: DEL_DEV's result (0 if already done).
+  int del() {
+    if (owner_ > 0) {
+      kill(owner_, SIGKILL);
+      waitpid(owner_, nullptr, 0);
+      owner_ = -1;
+    }
+    if (id_ == UINT32_MAX) return 0;
+    Control c;
+    c.set_prefix_dev_path(true);
+    int ret = c.del_dev(id_);
+    id_ = UINT32_MAX;
+    return ret;
+  }
+  bool ok() const { return id_ != UINT32_MAX; }
+  uint32_t id() const { return id_; }
+  std::string chardev() const { return "/dev/ublkc" + std::to_string(id_); }
+  // Waits (5 s at most) until the "udev" thread has given the char device to `uid`.
+  bool node_owned_by(uid_t uid) const {
+    struct stat st {};
+    for (int i = 0; i < 500; i++) {
+      if (stat(chardev().c_str(), &st) == 0 && st.st_uid == uid) return true;
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  }
+
+ private:
+  pid_t owner_ = -1;
+  uint32_t id_ = UINT32_MAX;
+};
+
+// `op` on device `id` with `path` as the char device named in front of the payload (the
+// driver checks the caller's access to that node, and that it is this device's node).
+int with_dev_path(Control& c, uint32_t op, uint32_t id, const std::string& path,
+                  void* payload, uint16_t len) {
+  std::vector<char> buf(path.size() + 1 + len);
+  std::memcpy(buf.data(), path.c_str(), path.size() + 1);
+  if (len) std::memcpy(buf.data() + path.size() + 1, payload, len);
+  ublksrv_ctrl_cmd cmd = dev_cmd(id, buf.data(), uint16_t(buf.size()));
+  cmd.dev_path_len = uint16_t(path.size() + 1);
+  return c.raw(op, cmd);
+}
+
+}  // namespace
+
 TEST_F(Unprivileged, CannotControlAnotherUsersDevice) {
   NodeOwnerFixer udev;
-  // A device of user kUser, added by a raw ADD_DEV in a child that then stays alive.
-  int pipefd[2];
-  ASSERT_EQ(pipe(pipefd), 0);
-  pid_t owner = fork();
-  if (owner == 0) {
-    if (setresgid(kUser, kUser, kUser) || setresuid(kUser, kUser, kUser)) _exit(1);
-    Control c;
-    ublksrv_ctrl_dev_info info = dev_info(1, 4, UBLK_F_UNPRIVILEGED_DEV | UBLK_F_CMD_IOCTL_ENCODE);
-    int ret = c.add_dev(&info);
-    uint32_t id = ret == 0 ? info.dev_id : UINT32_MAX;
-    if (write(pipefd[1], &id, sizeof(id)) < 0) _exit(1);
-    pause();
-    _exit(0);
-  }
-  uint32_t id = UINT32_MAX;
-  ASSERT_EQ(read(pipefd[0], &id, sizeof(id)), ssize_t(sizeof(id)));
-  ASSERT_NE(id, UINT32_MAX) << "unprivileged ADD_DEV failed";
-  std::this_thread::sleep_for(100ms);  // let the fixer chown the nodes
+  UserDevice dev(kUser);
+  ASSERT_TRUE(dev.ok()) << "unprivileged ADD_DEV failed";
+  ASSERT_TRUE(dev.node_owned_by(kUser)) << dev.chardev() << " never given to its owner";
+  const uint32_t id = dev.id();
 
   int other = as_user(kOther, [id] {
     Control c;
@@ -217,11 +275,42 @@ TEST_F(Unprivileged, CannotControlAnotherUsersDevice) {
     return fd < 0 ? errno : 0;
   });
   EXPECT_EQ(open_other, EACCES) << "another user opened the char device";
-  kill(owner, SIGKILL);
-  waitpid(owner, nullptr, 0);
+  EXPECT_EQ(dev.del(), 0) << "root may delete it";
+}
+
+// The node a command names must be the device's own: a user who owns one device cannot
+// reach another user's device by naming its own /dev/ublkcN (ublk_char_dev_permission()
+// compares the node's rdev with the device's: EPERM).
+TEST_F(Unprivileged, AnotherUsersDeviceThroughOwnNodeIsEperm) {
+  NodeOwnerFixer udev;
+  UserDevice victim(kUser);
+  UserDevice mine(kOther);
+  ASSERT_TRUE(victim.ok() && mine.ok()) << "unprivileged ADD_DEV failed";
+  ASSERT_TRUE(victim.node_owned_by(kUser) && mine.node_owned_by(kOther)) << "nodes never chowned";
+  const uint32_t vid = victim.id(), mid = mine.id();
+  const std::string own_node = mine.chardev();
+  int rc = as_user(kOther, [&] {
+    Control c;
+    ublksrv_ctrl_dev_info info{};
+    // The node is usable: the caller's own device answers through it.
+    int r0 = with_dev_path(c, UBLK_U_CMD_GET_DEV_INFO2, mid, own_node, &info, sizeof(info));
+    int r1 = with_dev_path(c, UBLK_U_CMD_GET_DEV_INFO2, vid, own_node, &info, sizeof(info));
+    int r2 = with_dev_path(c, UBLK_U_CMD_STOP_DEV, vid, own_node, nullptr, 0);
+    if (r0 != 0) return 10 + errno_code(r0) % 40;
+    if (r1 != -EPERM) return 100 + errno_code(r1) % 100;
+    if (r2 != -EPERM) return 200 + errno_code(r2) % 50;
+    return 0;
+  });
+  EXPECT_EQ(rc, 0) << "10+e: own device through own node, 100+e: GET_DEV_INFO2 of the other "
+                      "device through it, 200+e: STOP_DEV of the other device through it";
+  // Root reads it through its own node (GET_DEV_INFO2: an unprivileged device refuses the
+  // path-less GET_DEV_INFO) and finds it unchanged.
   Control c;
   c.set_prefix_dev_path(true);
-  EXPECT_EQ(c.del_dev(id), 0);  // root may delete it
+  ublksrv_ctrl_dev_info info{};
+  ASSERT_EQ(c.get_dev_info(vid, &info), 0);
+  EXPECT_EQ(info.owner_uid, kUser);
+  EXPECT_EQ(info.state, UBLK_S_DEV_DEAD) << "never started, so still DEAD";
 }
 
 TEST_F(Unprivileged, CannotControlARootDevice) {
