@@ -1,9 +1,11 @@
 #include "raw_io.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <thread>
 
@@ -80,6 +82,7 @@ RawIoRing::RawIoRing(const RawIoRing& other, bool legacy) : legacy_(legacy) {
 
 RawIoRing::~RawIoRing() {
   if (ring_ok_) io_uring_queue_exit(&ring_);
+  if (buf_ring_) munmap(buf_ring_, 4096);
   if (fd_ >= 0) close(fd_);
 }
 
@@ -94,21 +97,74 @@ int RawIoRing::cmd(uint32_t nr, uint16_t q, uint16_t tag, uint64_t addr, int32_t
   c->tag = tag;
   c->result = result;
   c->addr = addr;
+  return submit_and_wait(e, wait);
+}
+
+int RawIoRing::batch(uint32_t op, const ublk_batch_io& h, const void* elems, uint32_t len,
+                     bool multishot, std::chrono::milliseconds wait) {
+  io_uring_sqe* e = io_uring_get_sqe(&ring_);
+  if (!e) return -EBUSY;
+  io_uring_prep_rw(IORING_OP_URING_CMD, e, fd_, elems, len, 0);
+  e->cmd_op = op;
+  std::memcpy(e->cmd, &h, sizeof(h));
+  if (multishot) {
+    e->uring_cmd_flags = 1u << 1;  // IORING_URING_CMD_MULTISHOT (after prep_rw clears it)
+    e->flags |= IOSQE_BUFFER_SELECT;
+    e->buf_group = 0;
+  }
+  return submit_and_wait(e, wait);
+}
+
+int RawIoRing::submit_and_wait(io_uring_sqe* e, std::chrono::milliseconds wait) {
   const uint64_t me = ++seq_;
   e->user_data = me;
   io_uring_submit(&ring_);
+  int res = 0;
+  uint32_t flags = 0;
+  return next_cqe(me, wait, &res, &flags) ? res : kPending;
+}
+
+bool RawIoRing::next_cqe(uint64_t ud, std::chrono::milliseconds wait, int* res, uint32_t* flags) {
+  for (auto it = early_.begin(); it != early_.end(); ++it) {
+    if (it->ud != ud) continue;
+    *res = it->res;
+    *flags = it->flags;
+    early_.erase(it);
+    return true;
+  }
   __kernel_timespec ts{wait.count() / 1000, (wait.count() % 1000) * 1000000};
   for (;;) {
     io_uring_cqe* cqe = nullptr;
-    int ret = io_uring_wait_cqe_timeout(&ring_, &cqe, &ts);
-    if (ret == -ETIME) return kPending;
-    if (ret < 0) return ret;
-    const uint64_t ud = cqe->user_data;
-    const int res = cqe->res;
+    if (io_uring_wait_cqe_timeout(&ring_, &cqe, &ts) < 0) return false;
+    const Cqe got{cqe->user_data, cqe->res, cqe->flags};
     io_uring_cqe_seen(&ring_, cqe);
-    if (ud == me) return res;
-    // A completion of an earlier (pending) command: not ours, keep waiting.
+    if (got.ud == ud) {
+      *res = got.res;
+      *flags = got.flags;
+      return true;
+    }
+    early_.push_back(got);
   }
+}
+
+bool RawIoRing::provide_buffers(unsigned count, unsigned len) {
+  void* p = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return false;
+  buf_ring_ = p;
+  auto* br = static_cast<io_uring_buf_ring*>(p);
+  io_uring_buf_reg reg{};
+  reg.ring_addr = reinterpret_cast<uint64_t>(br);
+  reg.ring_entries = count;
+  reg.bgid = 0;
+  if (io_uring_register_buf_ring(&ring_, &reg, 0) < 0) return false;
+  io_uring_buf_ring_init(br);
+  buf_len_ = len;
+  bufs_.assign(size_t(count) * len, 0);
+  for (unsigned i = 0; i < count; i++)
+    io_uring_buf_ring_add(br, bufs_.data() + size_t(i) * len, len, uint16_t(i),
+                          io_uring_buf_ring_mask(count), int(i));
+  io_uring_buf_ring_advance(br, int(count));
+  return true;
 }
 
 }  // namespace ublkcheck

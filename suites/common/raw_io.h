@@ -5,6 +5,8 @@
 #include <liburing.h>
 
 #include <chrono>
+#include <deque>
+#include <vector>
 #include <cstdint>
 #include <string>
 
@@ -58,14 +60,38 @@ class RawIoRing {
   bool ok() const { return fd_ >= 0 && ring_ok_; }
   int cmd(uint32_t nr, uint16_t q, uint16_t tag, uint64_t addr = 0, int32_t result = 0,
           std::chrono::milliseconds wait = std::chrono::milliseconds(200));
+  // A batch command (UBLK_U_IO_PREP/COMMIT/FETCH_IO_CMDS): header `h`, the elements at
+  // `elems` (`len` bytes). `multishot`: IORING_URING_CMD_MULTISHOT with buffers of group 0
+  // (what FETCH_IO_CMDS needs; see provide_buffers()).
+  int batch(uint32_t op, const ublk::uapi::ublk_batch_io& h, const void* elems, uint32_t len,
+            bool multishot = false,
+            std::chrono::milliseconds wait = std::chrono::milliseconds(200));
+  // The user_data of the last command sent (to wait for a pending one's later CQEs).
+  uint64_t last_command() const { return seq_; }
+  // Waits up to `wait` for a CQE of command `ud` (one that arrived while waiting for
+  // another command counts): its result and flags, or false on timeout.
+  bool next_cqe(uint64_t ud, std::chrono::milliseconds wait, int* res, uint32_t* flags);
+  // Buffer group 0: `count` (a power of two) buffers of `len` bytes for multishot commands.
+  bool provide_buffers(unsigned count, unsigned len);
+  const uint8_t* provided(unsigned bid) const { return bufs_.data() + size_t(bid) * buf_len_; }
   int fd() const { return fd_; }
 
  private:
+  struct Cqe {
+    uint64_t ud;
+    int res;
+    uint32_t flags;
+  };
+  int submit_and_wait(io_uring_sqe* e, std::chrono::milliseconds wait);
   int fd_ = -1;
   io_uring ring_{};
   bool ring_ok_ = false;
   bool legacy_ = false;
   uint64_t seq_ = 0;
+  std::deque<Cqe> early_;  // CQEs of other commands seen while waiting for one
+  void* buf_ring_ = nullptr;
+  std::vector<uint8_t> bufs_;
+  unsigned buf_len_ = 0;
 };
 
 }  // namespace ublkcheck
