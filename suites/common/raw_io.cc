@@ -86,10 +86,10 @@ RawIoRing::~RawIoRing() {
   if (fd_ >= 0) close(fd_);
 }
 
-int RawIoRing::cmd(uint32_t nr, uint16_t q, uint16_t tag, uint64_t addr, int32_t result,
-                   std::chrono::milliseconds wait) {
+io_uring_sqe* RawIoRing::io_cmd_sqe(uint32_t nr, uint16_t q, uint16_t tag, uint64_t addr,
+                                    int32_t result) {
   io_uring_sqe* e = io_uring_get_sqe(&ring_);
-  if (!e) return -EBUSY;
+  if (!e) return nullptr;
   io_uring_prep_rw(IORING_OP_URING_CMD, e, fd_, nullptr, 0, 0);
   e->cmd_op = legacy_ ? nr : ioc(IOC_READ | IOC_WRITE, 'u', nr, sizeof(ublksrv_io_cmd));
   auto* c = reinterpret_cast<ublksrv_io_cmd*>(e->cmd);
@@ -97,6 +97,20 @@ int RawIoRing::cmd(uint32_t nr, uint16_t q, uint16_t tag, uint64_t addr, int32_t
   c->tag = tag;
   c->result = result;
   c->addr = addr;
+  return e;
+}
+
+int RawIoRing::cmd(uint32_t nr, uint16_t q, uint16_t tag, uint64_t addr, int32_t result,
+                   std::chrono::milliseconds wait) {
+  io_uring_sqe* e = io_cmd_sqe(nr, q, tag, addr, result);
+  return e ? submit_and_wait(e, wait) : -EBUSY;
+}
+
+int RawIoRing::auto_buf_cmd(uint32_t nr, uint16_t q, uint16_t tag, const ublk_auto_buf_reg& reg,
+                            int32_t result, std::chrono::milliseconds wait) {
+  io_uring_sqe* e = io_cmd_sqe(nr, q, tag, 0, result);
+  if (!e) return -EBUSY;
+  e->addr = ublk_auto_buf_reg_to_sqe_addr(reg);
   return submit_and_wait(e, wait);
 }
 
@@ -145,6 +159,20 @@ bool RawIoRing::next_cqe(uint64_t ud, std::chrono::milliseconds wait, int* res, 
     }
     early_.push_back(got);
   }
+}
+
+bool RawIoRing::register_sparse_buffers(unsigned n) {
+  return io_uring_register_buffers_sparse(&ring_, n) == 0;
+}
+
+int RawIoRing::rw_fixed(bool write, int file, unsigned len, off_t off, int index) {
+  io_uring_sqe* e = io_uring_get_sqe(&ring_);
+  if (!e) return -EBUSY;
+  if (write)
+    io_uring_prep_write_fixed(e, file, nullptr, len, uint64_t(off), index);
+  else
+    io_uring_prep_read_fixed(e, file, nullptr, len, uint64_t(off), index);
+  return submit_and_wait(e, std::chrono::seconds(5));
 }
 
 bool RawIoRing::provide_buffers(unsigned count, unsigned len) {

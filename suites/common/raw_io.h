@@ -60,6 +60,11 @@ class RawIoRing {
   bool ok() const { return fd_ >= 0 && ring_ok_; }
   int cmd(uint32_t nr, uint16_t q, uint16_t tag, uint64_t addr = 0, int32_t result = 0,
           std::chrono::milliseconds wait = std::chrono::milliseconds(200));
+  // FETCH / COMMIT_AND_FETCH of a UBLK_F_AUTO_BUF_REG device: the registration `reg`
+  // travels in the SQE's own addr (ublk_validate_io_buf()), not in the command's.
+  int auto_buf_cmd(uint32_t nr, uint16_t q, uint16_t tag, const ublk::uapi::ublk_auto_buf_reg& reg,
+                   int32_t result = 0,
+                   std::chrono::milliseconds wait = std::chrono::milliseconds(200));
   // A batch command (UBLK_U_IO_PREP/COMMIT/FETCH_IO_CMDS): header `h`, the elements at
   // `elems` (`len` bytes). `multishot`: IORING_URING_CMD_MULTISHOT with buffers of group 0
   // (what FETCH_IO_CMDS needs; see provide_buffers()).
@@ -74,6 +79,11 @@ class RawIoRing {
   // Buffer group 0: `count` (a power of two) buffers of `len` bytes for multishot commands.
   bool provide_buffers(unsigned count, unsigned len);
   const uint8_t* provided(unsigned bid) const { return bufs_.data() + size_t(bid) * buf_len_; }
+  // A sparse table of `n` fixed buffers, for REGISTER_IO_BUF (zero copy) to fill.
+  bool register_sparse_buffers(unsigned n);
+  // READ_FIXED / WRITE_FIXED of `len` bytes at `off` of `file`, with fixed buffer `index`
+  // (a request's pages once REGISTER_IO_BUF put them there): the result.
+  int rw_fixed(bool write, int file, unsigned len, off_t off, int index);
   int fd() const { return fd_; }
 
  private:
@@ -82,6 +92,7 @@ class RawIoRing {
     int res;
     uint32_t flags;
   };
+  io_uring_sqe* io_cmd_sqe(uint32_t nr, uint16_t q, uint16_t tag, uint64_t addr, int32_t result);
   int submit_and_wait(io_uring_sqe* e, std::chrono::milliseconds wait);
   int fd_ = -1;
   io_uring ring_{};

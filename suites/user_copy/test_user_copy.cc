@@ -1,22 +1,18 @@
 // UBLK_F_USER_COPY's read()/write() contract on /dev/ublkcN (ublk_user_copy(), 7.2): the
 // offset names (queue, tag, byte); only a live user-copy device, an existing queue and tag,
 // a request the server owns, an offset inside it and the request's own direction are
-// accepted. The test is the server itself (every tag FETCHed by this thread, partition scan
-// off), so it can hold a request while it probes the char device.
+// accepted. The test is the server itself (SelfServed), so it can hold a request while it
+// probes the char device.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstring>
-#include <map>
-#include <memory>
-#include <thread>
 #include <vector>
 
-#include "data.h"
 #include "env.h"
 #include "raw_io.h"
+#include "self_served.h"
 
 using namespace ublkcheck;
 using namespace ublk;
@@ -27,107 +23,6 @@ namespace {
 
 constexpr uint16_t kDepth = 2;
 constexpr size_t kLen = 4096;
-
-// One O_DIRECT read or write of the block device, from a thread (it blocks until the
-// server commits it).
-class BlockIo {
- public:
-  BlockIo(uint32_t id, bool write, const char* data) : buf_(kLen) {
-    if (data) std::memcpy(buf_.data(), data, kLen);
-    th_ = std::thread([this, id, write] {
-      const std::string dev = "/dev/ublkb" + std::to_string(id);
-      int fd = -1;
-      for (int i = 0; i < 300 && fd < 0; i++) {  // the node appears asynchronously
-        fd = open(dev.c_str(), (write ? O_WRONLY : O_RDONLY) | O_DIRECT);
-        if (fd < 0) std::this_thread::sleep_for(10ms);
-      }
-      if (fd < 0) return;
-      ret_ = write ? pwrite(fd, buf_.data(), kLen, 0) : pread(fd, buf_.data(), kLen, 0);
-      close(fd);
-    });
-  }
-  ~BlockIo() { join(); }
-  ssize_t join() {
-    if (th_.joinable()) th_.join();
-    return ret_;
-  }
-  const char* data() { return buf_.data(); }
-
- private:
-  AlignedBuf buf_;
-  ssize_t ret_ = -1;
-  std::thread th_;
-};
-
-// A started device served by the calling thread through `ring`: every tag FETCHed.
-class SelfServed {
- public:
-  SelfServed(Control& c, uint64_t flags) : c_(c), dev_(c, 1, kDepth, flags | UBLK_F_NO_AUTO_PART_SCAN) {
-    bufs_.assign(size_t(kDepth) * kLen, 0);
-    if (!dev_.ok() || dev_.set_default_params() != 0) return;
-    ring_ = std::make_unique<RawIoRing>(dev_.chardev(), c.legacy());
-    if (!ring_->ok()) return;
-    for (uint16_t t = 0; t < kDepth; t++)
-      if (!fetch(t, UBLK_IO_FETCH_REQ, 0)) return;
-    started_ = c.start_dev(dev_.id(), getpid()) == 0;
-  }
-  // Closing the char device first fails any request still held (a test that stopped
-  // half-way), so the client thread ends and STOP_DEV / DEL_DEV cannot wait on it.
-  ~SelfServed() {
-    ring_.reset();
-    io_.reset();
-    if (started_) c_.stop_dev(dev_.id());
-  }
-  // One read (or write of `data`) of the block device, from a thread: the client.
-  BlockIo& issue(bool write, const char* data = nullptr) {
-    io_ = std::make_unique<BlockIo>(dev_.id(), write, data);
-    return *io_;
-  }
-  bool ok() const { return started_; }
-  uint32_t id() const { return dev_.id(); }
-  int fd() const { return ring_->fd(); }
-  uint64_t addr(uint16_t tag) {
-    if (dev_.info().flags & UBLK_F_USER_COPY) return 0;
-    return reinterpret_cast<uint64_t>(bufs_.data() + size_t(tag) * kLen);
-  }
-  // The tag a request arrived on (its FETCH completed), or -1 after 10 s.
-  int wait_request() {
-    const auto end = std::chrono::steady_clock::now() + 10s;
-    while (std::chrono::steady_clock::now() < end) {
-      for (auto& [tag, ud] : pending_) {
-        int res = 0;
-        uint32_t flags = 0;
-        if (ring_->next_cqe(ud, 20ms, &res, &flags)) {
-          const int t = tag;
-          pending_.erase(tag);
-          return res == UBLK_IO_RES_OK ? t : -1;
-        }
-      }
-    }
-    return -1;
-  }
-  // COMMIT_AND_FETCH with `result`: the request completes, the tag is fetched again.
-  bool commit(uint16_t tag, int32_t result) { return fetch(tag, UBLK_IO_COMMIT_AND_FETCH_REQ, result); }
-  // STOP_DEV: the device is DEAD from then on.
-  int stop() {
-    started_ = false;
-    return c_.stop_dev(dev_.id());
-  }
-
- private:
-  bool fetch(uint16_t tag, uint32_t op, int32_t result) {
-    if (ring_->cmd(op, 0, tag, addr(tag), result, 50ms) != RawIoRing::kPending) return false;
-    pending_[tag] = ring_->last_command();
-    return true;
-  }
-  Control& c_;
-  RawDevice dev_;
-  std::unique_ptr<RawIoRing> ring_;
-  std::unique_ptr<BlockIo> io_;
-  std::vector<char> bufs_;
-  std::map<uint16_t, uint64_t> pending_;
-  bool started_ = false;
-};
 
 ssize_t copy_errno(ssize_t ret) { return ret < 0 ? -errno : ret; }
 
@@ -155,7 +50,7 @@ class UserCopy : public testing::Test {
 // around it, every field of the offset is checked while the request is held.
 TEST_F(UserCopy, ReadRequestTakesDataOnlyThroughItsOwnOffset) {
   Control c;
-  SelfServed s(c, UBLK_F_USER_COPY);
+  SelfServed s(c, kDepth, UBLK_F_USER_COPY);
   ASSERT_TRUE(s.ok()) << "the self-served device did not start";
   BlockIo& reader = s.issue(false);
   const int tag = s.wait_request();
@@ -182,7 +77,7 @@ TEST_F(UserCopy, ReadRequestTakesDataOnlyThroughItsOwnOffset) {
 // it is refused.
 TEST_F(UserCopy, WriteRequestGivesDataOnlyByRead) {
   Control c;
-  SelfServed s(c, UBLK_F_USER_COPY);
+  SelfServed s(c, kDepth, UBLK_F_USER_COPY);
   ASSERT_TRUE(s.ok()) << "the self-served device did not start";
   std::vector<char> data(kLen);
   fill(data.data(), kLen, 11);
@@ -203,7 +98,7 @@ TEST_F(UserCopy, WriteRequestGivesDataOnlyByRead) {
 // a request the server holds.
 TEST_F(UserCopy, PlainCopyDeviceRefusesReadAndWrite) {
   Control c;
-  SelfServed s(c, 0);
+  SelfServed s(c, kDepth, 0);
   ASSERT_TRUE(s.ok()) << "the self-served device did not start";
   BlockIo& reader = s.issue(false);
   const int tag = s.wait_request();
@@ -226,7 +121,7 @@ TEST_F(UserCopy, DeviceNotStartedOrStoppedIsEacces) {
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(uc_read(r.fd(), buf_.data(), kLen, 0, 0), -EACCES) << "never started";
   }
-  SelfServed s(c, UBLK_F_USER_COPY);
+  SelfServed s(c, kDepth, UBLK_F_USER_COPY);
   ASSERT_TRUE(s.ok()) << "the self-served device did not start";
   ASSERT_EQ(s.stop(), 0);
   EXPECT_EQ(uc_read(s.fd(), buf_.data(), kLen, 0, 0), -EACCES) << "stopped";
