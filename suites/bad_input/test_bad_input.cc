@@ -433,6 +433,48 @@ TEST(WrongState, StartRecoveryWhileLiveIsBusy) {
   EXPECT_EQ(d.state(), "LIVE");
 }
 
+// END_USER_RECOVERY on a device whose server is alive and serving: not recoverable now
+// (EBUSY) on a recovery device; on a device without recovery, never (EINVAL).
+TEST(WrongState, EndUserRecoveryWhileLive) {
+  REQUIRE_FEATURE(UBLK_F_USER_RECOVERY);
+  Control c;
+  FixtureDevice rec({"-t", "null", "-d", "2", "--recovery"});
+  ASSERT_DEVICE(rec);
+  EXPECT_EQ(c.end_user_recovery(uint32_t(rec.id()), rec.pid()), -EBUSY) << "recovery device, LIVE";
+  EXPECT_EQ(rec.state(), "LIVE");
+  FixtureDevice plain({"-t", "null", "-d", "2"});
+  ASSERT_DEVICE(plain);
+  EXPECT_EQ(c.end_user_recovery(uint32_t(plain.id()), plain.pid()), -EINVAL) << "device without recovery";
+  EXPECT_EQ(plain.state(), "LIVE");
+}
+
+// QUIESCE_DEV needs a disk (ENODEV before START_DEV) and is idempotent: a second one on the
+// QUIESCED device succeeds and changes nothing.
+TEST(WrongState, QuiesceDevBeforeStartAndTwice) {
+  REQUIRE_FEATURE(UBLK_F_QUIESCE);
+  Control c;
+  {
+    RawDevice raw(c, 1, 2, UBLK_F_QUIESCE | UBLK_F_USER_RECOVERY);
+    ASSERT_EQ(raw.add_result(), 0);
+    EXPECT_EQ(c.quiesce_dev(raw.id(), 1000), -ENODEV) << "never started";
+  }
+  FixtureDevice d({"-t", "null", "-d", "2", "--recovery", "--quiesce"});
+  ASSERT_DEVICE(d);
+  ASSERT_EQ(c.quiesce_dev(uint32_t(d.id()), 5000), 0);
+  ASSERT_EQ(d.wait_state("QUIESCED", 10s), "QUIESCED");
+  EXPECT_EQ(c.quiesce_dev(uint32_t(d.id()), 1000), 0) << "already QUIESCED";
+  EXPECT_EQ(d.state(), "QUIESCED");
+}
+
+// TRY_STOP_DEV of a device that never got a disk: ENODEV.
+TEST(WrongState, TryStopDevBeforeStartIsEnodev) {
+  REQUIRE_FEATURE(UBLK_F_SAFE_STOP_DEV);
+  Control c;
+  RawDevice raw(c, 1, 2, 0);
+  ASSERT_EQ(raw.add_result(), 0);
+  EXPECT_EQ(c.try_stop_dev(raw.id()), -ENODEV);
+}
+
 // --- I/O commands on /dev/ublkcN ---
 
 TEST(IoCmd, QueueAndTagOutOfRange) {
