@@ -37,10 +37,12 @@ ssize_t BlockIo::join() {
   return ret_;
 }
 
-SelfServed::SelfServed(ublk::Control& c, uint16_t depth, uint64_t flags, uint8_t auto_buf_flags)
+SelfServed::SelfServed(ublk::Control& c, uint16_t depth, uint64_t flags, uint8_t auto_buf_flags,
+                       const ublk_params* params)
     : c_(c), dev_(c, 1, depth, flags | UBLK_F_NO_AUTO_PART_SCAN), auto_buf_flags_(auto_buf_flags) {
   bufs_.assign(size_t(depth) * kBufLen, 0);
-  if (!dev_.ok() || dev_.set_default_params() != 0) return;
+  if (!dev_.ok()) return;
+  if ((params ? c.set_params(dev_.id(), *params) : dev_.set_default_params()) != 0) return;
   ring_ = std::make_unique<RawIoRing>(dev_.chardev(), c.legacy());
   if (!ring_->ok()) return;
   iods_len_ = (depth * sizeof(ublksrv_io_desc) + 4095) & ~size_t(4095);

@@ -39,7 +39,9 @@ class SelfServed {
   static constexpr size_t kBufLen = 512 << 10;  // per tag, for plain copy: max_io_buf_bytes
   // `auto_buf_flags`: with UBLK_F_AUTO_BUF_REG, the flags of each FETCH's auto
   // registration (its buffer index is the tag).
-  SelfServed(ublk::Control& c, uint16_t depth, uint64_t flags, uint8_t auto_buf_flags = 0);
+  // `params`: what SET_PARAMS sets (default: default_params() of a 64 MiB disk).
+  SelfServed(ublk::Control& c, uint16_t depth, uint64_t flags, uint8_t auto_buf_flags = 0,
+             const ublk::uapi::ublk_params* params = nullptr);
   // Closing the char device first fails any request still held (a test that stopped
   // half-way), so the client thread ends and STOP_DEV / DEL_DEV cannot wait on it.
   ~SelfServed();

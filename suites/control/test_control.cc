@@ -21,6 +21,7 @@
 #include "device.h"
 #include "env.h"
 #include "raw_io.h"
+#include "self_served.h"
 
 using namespace ublkcheck;
 using namespace ublk;
@@ -286,6 +287,56 @@ TEST(Params, GetParamsReturnsWhatTheServerSet) {
   ASSERT_EQ(stat(d.block().c_str(), &st), 0);
   EXPECT_EQ(p.devt.disk_major, major(st.st_rdev));
   EXPECT_EQ(p.devt.disk_minor, minor(st.st_rdev));
+}
+
+// Every limit of every parameter block reaches the block layer: START_DEV turns them into
+// queue_limits, and sysfs reads them back, one attribute per field.
+TEST(Params, EveryLimitReadsBackInSysfs) {
+  REQUIRE_FEATURE(UBLK_F_NO_AUTO_PART_SCAN);  // the test serves the device itself
+  ublk_params p = default_params(64 << 20, 12, 128 << 10);
+  p.types |= UBLK_PARAM_TYPE_DISCARD | UBLK_PARAM_TYPE_DMA_ALIGN | UBLK_PARAM_TYPE_SEGMENT;
+  p.basic.attrs = UBLK_ATTR_ROTATIONAL | UBLK_ATTR_VOLATILE_CACHE | UBLK_ATTR_FUA;
+  p.basic.io_min_shift = 14;
+  p.basic.io_opt_shift = 16;
+  p.basic.chunk_sectors = 256;
+  p.discard.discard_granularity = 8192;
+  p.discard.max_discard_sectors = 2048;
+  p.discard.max_write_zeroes_sectors = 1024;
+  p.discard.max_discard_segments = 1;  // the only count the driver takes
+  p.dma.alignment = 511;
+  p.seg.seg_boundary_mask = 0xffff;
+  p.seg.max_segment_size = 32768;
+  p.seg.max_segments = 8;
+  Control c;
+  SelfServed s(c, 2, 0, 0, &p);
+  ASSERT_TRUE(s.ok()) << "the device did not start with these parameters";
+  const std::string q = "/sys/block/ublkb" + std::to_string(s.id()) + "/queue/";
+  const std::vector<std::pair<std::string, std::string>> want = {
+      {"logical_block_size", "4096"}, {"physical_block_size", "4096"},
+      {"minimum_io_size", "16384"},   {"optimal_io_size", "65536"},
+      {"max_hw_sectors_kb", "128"},   {"chunk_sectors", "256"},
+      {"rotational", "1"},            {"write_cache", "write back"},
+      {"fua", "1"},                   {"discard_granularity", "8192"},
+      {"discard_max_hw_bytes", "1048576"}, {"write_zeroes_max_bytes", "524288"},
+      {"max_discard_segments", "1"},  {"dma_alignment", "511"},
+      {"max_segments", "8"},          {"max_segment_size", "32768"},
+      {"virt_boundary_mask", "0"},
+  };
+  for (const auto& [attr, value] : want) EXPECT_EQ(read_file(q + attr), value) << q + attr;
+}
+
+// A virt_boundary_mask (basic block) reaches the queue too; it needs no segment block.
+TEST(Params, VirtBoundaryReadsBackInSysfs) {
+  REQUIRE_FEATURE(UBLK_F_NO_AUTO_PART_SCAN);
+  ublk_params p = default_params(64 << 20, 9, 128 << 10);
+  p.basic.virt_boundary_mask = 4095;
+  Control c;
+  SelfServed s(c, 2, 0, 0, &p);
+  ASSERT_TRUE(s.ok()) << "the device did not start with a virt boundary";
+  const std::string q = "/sys/block/ublkb" + std::to_string(s.id()) + "/queue/";
+  EXPECT_EQ(read_file(q + "virt_boundary_mask"), "4095");
+  EXPECT_EQ(read_file(q + "rotational"), "0");
+  EXPECT_EQ(read_file(q + "write_cache"), "write through");
 }
 
 TEST(Params, UpdateSizeChangesCapacity) {
