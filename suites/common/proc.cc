@@ -198,4 +198,8 @@ Background::~Background() {
   if (err_fd_ >= 0) close(err_fd_);
 }
 
+bool have_program(const std::string& program) {
+  return run({"sh", "-c", "command -v " + shell_quote({program})}, std::chrono::seconds(5)).status == 0;
+}
+
 }  // namespace ublkcheck

@@ -50,4 +50,7 @@ std::optional<int> call_in_child(const std::function<int()>& fn, std::chrono::mi
 
 std::string shell_quote(const std::vector<std::string>& argv);
 
+// Whether `program` is on the guest's PATH (tests that need mkfs.* SKIP without it).
+bool have_program(const std::string& program);
+
 }  // namespace ublkcheck

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 
+#include "copy_modes.h"
 #include "cpus.h"
 #include "data.h"
 #include "device.h"
@@ -26,39 +27,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct Mode {
-  const char* name;
-  const char* flag;  // ublk-fixture options (space separated), "" for plain
-  uint64_t feature;  // what GET_FEATURES must have
-};
-
-const Mode kModes[] = {
-    {"plain", "", 0},
-    {"user_copy", "--user-copy", UBLK_F_USER_COPY},
-    {"zero_copy", "--zero-copy", UBLK_F_SUPPORT_ZERO_COPY},
-    {"auto_buf_reg", "--auto-buf-reg", UBLK_F_AUTO_BUF_REG},
-    {"need_get_data", "--need-get-data", UBLK_F_NEED_GET_DATA},
-    // UBLK_F_BATCH_IO: the same data path through PREP/FETCH/COMMIT batch commands.
-    {"batch", "--batch", UBLK_F_BATCH_IO},
-    {"batch_user_copy", "--batch --user-copy", UBLK_F_BATCH_IO | UBLK_F_USER_COPY},
-};
-
 struct Param {
-  Mode mode;
+  CopyMode mode;
   std::string target;
   int bs;
 };
-
-std::vector<std::string> split_words(const std::string& s) {
-  std::vector<std::string> v;
-  for (size_t i = 0; i < s.size();) {
-    size_t j = s.find(' ', i);
-    if (j == std::string::npos) j = s.size();
-    if (j > i) v.push_back(s.substr(i, j - i));
-    i = j + 1;
-  }
-  return v;
-}
 
 uint64_t op_count(FixtureDevice& d, const char* op) {
   auto s = d.stats();
@@ -73,7 +46,7 @@ class Integrity : public testing::TestWithParam<Param> {
       GTEST_SKIP() << "kernel " << kernel_release() << " lacks the " << p.mode.name
                    << " copy mode (GET_FEATURES = " << features_hex() << ")";
     std::vector<std::string> args = {"-t", p.target, "--bs", std::to_string(p.bs)};
-    for (std::string f : split_words(p.mode.flag)) args.push_back(f);
+    for (const std::string& f : p.mode.args()) args.push_back(f);
     if (p.target == "file") {
       backing_ = std::make_unique<ScratchFile>("io", 32 << 20);
       ASSERT_TRUE(backing_->ok()) << backing_->path();
@@ -171,7 +144,7 @@ TEST_P(Integrity, FlushAndFuaReachTheTarget) {
 namespace {
 std::vector<Param> all_params() {
   std::vector<Param> v;
-  for (const auto& m : kModes)
+  for (const auto& m : copy_modes())
     for (const char* t : {"mem", "file"})
       for (int bs : {512, 4096}) v.push_back({m, t, bs});
   return v;

@@ -326,10 +326,6 @@ TEST(ZonedLimits, OpenBeyondMaxOpenZonesIsRefused) {
 
 // --- zone append: the LBA the server returns in COMMIT is where the data is ---
 
-namespace {
-bool have_program(const char* p) { return run({"sh", "-c", std::string("command -v ") + p}, 5s).status == 0; }
-}  // namespace
-
 // btrfs on a zoned device writes its data with REQ_OP_ZONE_APPEND: each extent lands where
 // the device says (the server's zone_append_lba, set as the request's sector by the driver),
 // and btrfs records that place. A driver that loses or garbles the LBA makes the remount's
