@@ -177,4 +177,4 @@ def test_perf_flag_needs_perf_on_the_host(monkeypatch, tmp_path):
     args = argparse.Namespace(repeats=1, runtime=1, build=tmp_path, profile="quick", only="",
                               compare_build=None, kublk=None, perf=True)
     with pytest.raises(UserError, match="apt install linux-perf"):
-        bench.bench(args)
+        bench.bench(args, None)

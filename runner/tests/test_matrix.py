@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from synth import report, run, tr, written
-from ublkcheck import cli
+from ublkcheck import cli, matrix
 from ublkcheck.errors import UserError
 from ublkcheck.matrix import kernel_dirname, matrix_table, parse_kernels
 from ublkcheck.rundirs import load_kernel_runs
@@ -88,7 +88,7 @@ def test_matrix_runs_every_kernel_and_records_the_ones_that_fail(tmp_path, monke
         r.shard = args.shard or ""
         written(r, out)
         return r, out
-    monkeypatch.setattr(cli, "execute", fake_execute)
+    monkeypatch.setattr(matrix, "execute", fake_execute)
     base = tmp_path / "m"
     rc = cli.main(["matrix", "--kernels", "debian:trixie,debian:bookworm,debian:sid,debian:experimental",
                    "--results", str(base), "--shard", "1/2", "--filter", "io.*"])

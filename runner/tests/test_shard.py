@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ublkcheck import cli, discover, vm
+from ublkcheck import discover, pipeline, runargs, vm
 from ublkcheck.discover import PlannedTest
 from ublkcheck.errors import UserError
 from ublkcheck.kernel import Kernel
@@ -55,14 +55,14 @@ def test_split_ignores_input_order_and_deals_round_robin():
 
 def run_args(*extra):
     ap = argparse.ArgumentParser()
-    cli.add_run_args(ap)
-    return ap.parse_args(list(extra))
+    runargs.add_run_args(ap)
+    return runargs.request(ap.parse_args(list(extra)))
 
 
 def test_empty_shard_writes_a_run_and_boots_nothing(tmp_path, monkeypatch):
     kernel = Kernel(spec="debian:sid", release="7.2.13+deb14-amd64", vmlinuz=tmp_path / "vmlinuz",
                     modules=tmp_path / "7.2.13+deb14-amd64")
-    monkeypatch.setattr(cli, "resolve_kernel", lambda args: (None, kernel))
+    monkeypatch.setattr(pipeline, "resolve_kernel", lambda args: (None, kernel))
     monkeypatch.setattr(vm, "qemu_binary", lambda: "/usr/bin/qemu-system-x86_64")
     monkeypatch.setattr(vm, "kvm_usable", lambda: False)
     monkeypatch.setattr(discover, "discover", lambda *a, **k: planned(["io.Case.Only"]))
@@ -72,7 +72,7 @@ def test_empty_shard_writes_a_run_and_boots_nothing(tmp_path, monkeypatch):
     import ublkcheck.orchestrate as orchestrate
     monkeypatch.setattr(orchestrate, "Orchestrator", no_boot)
     out = tmp_path / "r"
-    run, got = cli.execute(run_args("--shard", "2/2", "--results", str(out)), None)
+    run, got = pipeline.execute(run_args("--shard", "2/2", "--results", str(out)), None)
     assert got == out and run.tests == [] and run.shard == "2/2"
     d = json.loads((out / "results.json").read_text())
     assert d["shard"] == "2/2" and d["totals"]["total"] == 0
@@ -82,13 +82,13 @@ def test_empty_shard_writes_a_run_and_boots_nothing(tmp_path, monkeypatch):
 
 def test_shard_with_a_guest_command_is_refused():
     with pytest.raises(UserError, match="does not apply"):
-        cli.execute(run_args("--shard", "1/2"), ["true"])
+        pipeline.execute(run_args("--shard", "1/2"), ["true"])
 
 
 def test_bad_shard_fails_before_fetching_a_kernel(monkeypatch):
-    monkeypatch.setattr(cli, "resolve_kernel", lambda args: pytest.fail("fetched a kernel"))
+    monkeypatch.setattr(pipeline, "resolve_kernel", lambda args: pytest.fail("fetched a kernel"))
     with pytest.raises(UserError, match="whole numbers"):
-        cli.execute(run_args("--shard", "x"), None)
+        pipeline.execute(run_args("--shard", "x"), None)
 
 
 def test_old_results_without_shard_fields_load(tmp_path):

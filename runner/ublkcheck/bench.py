@@ -215,9 +215,12 @@ def table(agg: dict) -> str:
     return "\n".join(lines)
 
 
-def bench(args) -> int:
-    from .cli import execute
+def bench(args, req) -> int:
+    """`args`: the bench options (profile, repeats, runtime, ...); `req`: the run they go in."""
+    from dataclasses import replace
+
     from .paths import REPO
+    from .pipeline import execute
     if args.repeats < 1:
         raise UserError(f"--repeats {args.repeats}: need at least 1 (3 or more for a median worth reading)")
     if args.runtime < 1:
@@ -242,11 +245,9 @@ def bench(args) -> int:
         if not args.kublk.is_file():
             raise UserError(f"--kublk {args.kublk}: no such file (scripts/build-kublk.sh TREE OUT builds it)")
         cmd += ["--kublk", str(args.kublk.resolve())]
-    args.filter, args.exclude = [], []
     # One long guest command: a kernel report is recorded, but must not end the bench after
     # the usual grace period (7.2's zero-copy UBSAN would stop it at the first zc target).
-    args.grace = args.timeout
-    run, out = execute(args, cmd, label=f"bench-{args.kernel}")
+    run, out = execute(replace(req, filter=(), exclude=(), grace=req.timeout), cmd, label=f"bench-{req.kernel}")
     raw = out / "share" / "bench-raw.jsonl"
     if not raw.exists():
         print(f"ublkcheck bench: the guest wrote no results ({raw}); see {out}/console.log", file=sys.stderr)
@@ -254,8 +255,8 @@ def bench(args) -> int:
     agg = aggregate([json.loads(l) for l in raw.read_text().splitlines() if l.strip()])
     agg["reference"] = reference_comparison(agg)
     agg["alt"] = alt_comparison(agg)
-    agg["kernel"] = {"spec": args.kernel, "release": run.kernel_release, "accel": run.accel,
-                     "smp": args.smp, "patches": [str(p) for p in args.patch]}
+    agg["kernel"] = {"spec": req.kernel, "release": run.kernel_release, "accel": run.accel,
+                     "smp": req.smp, "patches": [str(p) for p in req.patch]}
     agg["reports"] = [r.title for r in run.reports]
     from . import known
     unknown = [r for r in run.reports if known.report_issue(r, known.load(), run.kernel_release or "") is None]

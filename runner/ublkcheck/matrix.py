@@ -4,12 +4,14 @@ tests x kernels. A kernel that cannot be fetched or booted becomes an error entr
 other kernels still run."""
 from __future__ import annotations
 
-import copy
 import json
 import sys
 from pathlib import Path
 
-from . import cli
+from dataclasses import replace
+
+from .pipeline import RunRequest, execute, results_dir
+from .runargs import add_run_args, request
 from .errors import UserError
 from .grid import build_grid
 from .model import RunResult
@@ -88,18 +90,16 @@ def matrix_table(runs: list[RunResult], errors: dict[str, str] | None = None, al
     return "\n".join(out)
 
 
-def run_matrix(args, kernels: list[str], base: Path) -> list[KernelRun]:
+def run_matrix(req: RunRequest, kernels: list[str], base: Path) -> list[KernelRun]:
     kruns = []
     for spec in kernels:
-        a = copy.copy(args)
-        a.kernel, a.patch, a.filter, a.exclude = spec, list(args.patch), list(args.filter), list(args.exclude)
         # tree:DIR is a kernel source tree built for the guest (--debug applies to it only).
-        a.kernel_tree = Path(spec[len("tree:"):]) if spec.startswith("tree:") else None
-        a.debug = args.debug if a.kernel_tree else ""
-        a.results = str(base / kernel_dirname(spec))
+        tree = Path(spec[len("tree:"):]) if spec.startswith("tree:") else None
+        one = replace(req, kernel=spec, kernel_tree=tree, debug=req.debug if tree else "",
+                      results=str(base / kernel_dirname(spec)))
         print(f"== {spec}", file=sys.stderr, flush=True)
         try:
-            run, out = cli.execute(a, None, spec)
+            run, out = execute(one, None, spec)
             kruns.append(KernelRun(spec, Path(out), run))
         except UserError as e:
             kruns.append(KernelRun(spec, None, None, str(e)))
@@ -116,9 +116,13 @@ def cmd_matrix(args) -> int:
     if args.kernel_tree:
         raise UserError("matrix takes a tree as one of --kernels: --kernels debian:sid,tree:/path/to/linux")
     kernels = parse_kernels(args.kernels)
-    base = Path(args.results) if args.results else cli._results_dir(None, "matrix")
+    req = request(args)
+    for spec in kernels:  # every kernel's request is checked before the first one runs
+        tree = Path(spec[len("tree:"):]) if spec.startswith("tree:") else None
+        replace(req, kernel=spec, kernel_tree=tree).check()
+    base = Path(args.results) if args.results else results_dir(None, "matrix")
     base.mkdir(parents=True, exist_ok=True)
-    kruns = run_matrix(args, kernels, base)
+    kruns = run_matrix(req, kernels, base)
     (base / "matrix.json").write_text(json.dumps(matrix_doc(kruns, base), indent=2) + "\n")
     runs = [k.run for k in kruns if k.run]
     print(matrix_table(runs, {k.spec: k.error for k in kruns if k.error}, all_rows=args.all))
@@ -134,5 +138,5 @@ def add_parser(sub) -> None:
     p.add_argument("--kernels", required=True, metavar="A,B,...",
                    help="comma-separated --kernel values, e.g. debian:trixie,debian:sid,debian:experimental")
     p.add_argument("--all", action="store_true", help="list every test, not only those that do not pass everywhere")
-    cli.add_run_args(p)
+    add_run_args(p)
     p.set_defaults(kernel=None, func=cmd_matrix)

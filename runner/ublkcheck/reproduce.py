@@ -8,7 +8,9 @@ import re
 import time
 from pathlib import Path
 
-from .cli import execute
+from dataclasses import replace
+
+from .pipeline import RunRequest, execute, results_dir
 from .paths import MUTANTS
 from .errors import UserError
 
@@ -16,19 +18,18 @@ MUTANT = MUTANTS / "per-io-daemon-v7-batch.patch"
 TEST = "stress.Stress.SeedPanicWorkload"
 
 
-def _attempt(args, base: str | None, patches: list[Path], label: str):
-    args.results = str(Path(base) / label) if base else None
-    args.patch = patches
-    args.rebuild_driver = True  # the stock control is rebuilt the same way as the mutant
-    args.filter = [TEST]
-    args.stress_seconds = args.seconds
-    # The load itself prints nothing for args.seconds: the hang timer must outlast it. After
-    # an oops the grace period below ends the attempt, not this timer.
-    args.hang_timeout = min(args.hang_timeout, args.seconds + 60)
-    args.grace = min(args.grace, 5)  # the report is all we need; the workload is stuck after it
-    args.quiet = True
+def _attempt(req: RunRequest, seconds: int, base: str | None, patches: list[Path], label: str):
+    one = replace(
+        req, results=str(Path(base) / label) if base else None, patch=tuple(patches),
+        rebuild_driver=True,  # the stock control is rebuilt the same way as the mutant
+        filter=(TEST,), stress_seconds=seconds,
+        # The load itself prints nothing for `seconds`: the hang timer must outlast it.
+        # After an oops the grace period below ends the attempt, not this timer.
+        hang_timeout=min(req.hang_timeout, seconds + 60),
+        grace=min(req.grace, 5),  # the report is all we need; the workload is stuck after it
+        quiet=True)
     t0 = time.monotonic()
-    run, out = execute(args, None, label=label)
+    run, out = execute(one, None, label=label)
     return run, out, time.monotonic() - t0
 
 
@@ -51,16 +52,17 @@ def detection_seconds(out: Path, excerpt_first_line: str) -> float | None:
     return None
 
 
-def reproduce(args) -> int:
-    if args.what != "seed-panic":
-        raise UserError(f"unknown bug {args.what} (known: seed-panic)")
-    if not args.kernel.startswith("debian:"):
+def reproduce(req: RunRequest, what: str, attempts: int, seconds: int, measure_rate: bool) -> int:
+    if what != "seed-panic":
+        raise UserError(f"unknown bug {what} (known: seed-panic)")
+    if not req.kernel.startswith("debian:"):
         raise UserError("reproduce seed-panic rebuilds ublk_drv for a Debian kernel: use --kernel debian:sid")
-    summary = {"kernel": args.kernel, "attempts": [], "stock": None}
-    base = args.results
+    req.check()
+    summary = {"kernel": req.kernel, "attempts": [], "stock": None}
+    base = str(results_dir(req.results, "seed-panic")) if req.results else None
     caught = None
-    for i in range(args.attempts):
-        run, out, took = _attempt(args, base, [MUTANT], f"seed-panic-{i + 1}")
+    for i in range(attempts):
+        run, out, took = _attempt(req, seconds, base, [MUTANT], f"seed-panic-{i + 1}")
         t = run.tests[0] if run.tests else None
         first = seed_report(run.reports)
         others = [r.title for r in run.reports if r is not first]
@@ -78,9 +80,9 @@ def reproduce(args) -> int:
             if caught is None:
                 print("\n".join("    " + l for l in first.excerpt.splitlines()[:25]))
             caught = first
-            if not args.measure_rate:
+            if not measure_rate:
                 break
-    if args.measure_rate:
+    if measure_rate:
         hits = [a for a in summary["attempts"] if a["report"]]
         times = sorted(a["detected_after_boot_s"] for a in hits if a["detected_after_boot_s"])
         summary["rate"] = {"caught": len(hits), "attempts": len(summary["attempts"]),
@@ -90,7 +92,7 @@ def reproduce(args) -> int:
               + (f"; detection {times[0]:.0f}-{times[-1]:.0f}s after qemu start, median "
                  f"{summary['rate']['median_s']:.0f}s" if times else ""))
     # The control: the unmodified driver, built the same way, same workload.
-    run, out, took = _attempt(args, base, [], "seed-panic-stock")
+    run, out, took = _attempt(req, seconds, base, [], "seed-panic-stock")
     stock = run.tests[0] if run.tests else None
     summary["stock"] = {"results": str(out), "status": stock.status if stock else "error",
                         "reports": [r.title for r in run.reports]}

@@ -9,7 +9,9 @@ import time
 from pathlib import Path
 
 from . import affected
-from .cli import _results_dir, driver_source, execute
+from dataclasses import replace
+
+from .pipeline import RunRequest, driver_source, execute, results_dir
 from .paths import MUTANTS
 from .errors import UserError
 from .model import REPORT_LINE_PREFIX
@@ -56,15 +58,16 @@ def verdict(run, stock_failed: set[str], stock_sigs: set[str]):
     return failed, [r.title for r in new if r.names_ublk()], [r.title for r in new if not r.names_ublk()]
 
 
-def zoo(args) -> int:
-    if not args.kernel.startswith("debian:"):
+def zoo(req: RunRequest, mutant_names: list[str], all_tests: bool, use_affected: bool) -> int:
+    if not req.kernel.startswith("debian:"):
         raise UserError("the zoo rebuilds ublk_drv for a Debian kernel: use --kernel debian:sid")
-    top = _results_dir(args.results, "zoo")
-    base_filter = list(args.filter)
-    ms = mutants(args.mutant)
+    req.check()
+    top = results_dir(req.results, "zoo")
+    base_filter = list(req.filter)
+    ms = mutants(mutant_names)
     # A mutant's metadata names the tests of ours that must catch it; another suite (the
     # upstream selftests) runs whole against every mutant, for the side-by-side matrix.
-    whole = args.all_tests or args.suite != "vm"
+    whole = all_tests or req.suite != "vm"
     # --affected: per mutant only the tests whose coverage reaches its changed lines (a test
     # that never runs the mutated code cannot catch it); the map of a --coverage run on the
     # same ublk_drv.c says which.
@@ -84,30 +87,28 @@ def zoo(args) -> int:
             reaching(m)(source, kernel, tests)
         want = set().union(*reach.values())
         return [t for t in tests if t.name in want]
-    args.quiet = True
+    base = replace(req, quiet=True)
     # The control: the stock driver, rebuilt the same way, on the same tests. A test that
     # fails there cannot be credited with catching a mutant.
-    args.patch, args.rebuild_driver = [], True
-    args.filter = base_filter if whole else sorted({f for m in ms for f in _filters(m)}) + base_filter
-    args.results = str(top / "stock")
-    control, _ = execute(args, None, label="stock", choose=union if args.affected else None)
+    stock = replace(base, patch=(), rebuild_driver=True, results=str(top / "stock"),
+                    filter=tuple(base_filter if whole else sorted({f for m in ms for f in _filters(m)}) + base_filter))
+    control, _ = execute(stock, None, label="stock", choose=union if use_affected else None)
     stock_failed = {t.name for t in _failed(control)}
     stock_sigs = {r.signature for r in control.reports}
     print(f"{'STOCK':6s}  {'(unmodified driver, same tests)':36s} {len(control.tests):4d} tests, "
           f"{len(stock_failed)} failed{': ' + ', '.join(sorted(stock_failed)) if stock_failed else ''}", flush=True)
     rows = []
     for m in ms:
-        args.patch = [m["patch"]]
-        args.filter = base_filter if whole else (_filters(m) + base_filter)
-        args.results = str(top / m["name"])
+        one = replace(base, patch=(m["patch"],), rebuild_driver=True, results=str(top / m["name"]),
+                      filter=tuple(base_filter if whole else (_filters(m) + base_filter)))
         t0 = time.monotonic()
-        if args.affected and not reach.get(m["name"]):
+        if use_affected and not reach.get(m["name"]):
             rows.append({"mutant": m["name"], "caught": False, "by": "no test reaches the changed lines",
                          "tests_run": 0, "failed": [], "reports": [], "reports_not_counted": [], "seconds": 0,
                          "expected": m.get("caught_by", []), "origin": m.get("origin", "")})
             print(f"{'MISSED':6s}  {m['name']:36s} {0:6.0f}s  no test reaches the changed lines", flush=True)
             continue
-        run, out = execute(args, None, label=m["name"], choose=reaching(m) if args.affected else None)
+        run, out = execute(one, None, label=m["name"], choose=reaching(m) if use_affected else None)
         took = time.monotonic() - t0
         failed, reports, ignored = verdict(run, stock_failed, stock_sigs)
         caught = bool(failed or reports)
@@ -121,7 +122,7 @@ def zoo(args) -> int:
         print(f"{'CAUGHT' if caught else 'MISSED':6s}  {m['name']:36s} {took:6.0f}s  {how[:100]}", flush=True)
         if ignored:
             print(f"        not counted (no ublk in the report): {'; '.join(ignored)[:150]}", flush=True)
-    summary = {"kernel": args.kernel, "suite": args.suite, "stock": {"tests": len(control.tests), "failed": sorted(stock_failed)},
+    summary = {"kernel": req.kernel, "suite": req.suite, "stock": {"tests": len(control.tests), "failed": sorted(stock_failed)},
                "mutants": rows}
     (top / "zoo.json").write_text(json.dumps(summary, indent=2) + "\n")
     missed = [r["mutant"] for r in rows if not r["caught"]]

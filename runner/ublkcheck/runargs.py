@@ -1,0 +1,92 @@
+"""The options every command that boots a guest takes (run, zoo, reproduce, bench, matrix),
+and the RunRequest they make: parsing only, no behaviour."""
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import fields
+from pathlib import Path
+
+from .paths import REPO
+from .pipeline import RunRequest
+
+
+def whole(lo: int, hi: int | None = None):
+    """An argparse type: a whole number in lo..hi, or a one-line reason argparse prints
+    with the option's name."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if v < lo or (hi is not None and v > hi):
+            raise argparse.ArgumentTypeError(
+                f"{v} is out of range: give {lo}..{hi}" if hi is not None else f"{v} is below {lo}")
+        return v
+    return parse
+
+
+def seconds(lo: float = 0.0, allow_zero: bool = False):
+    """An argparse type: a finite number of seconds above `lo` (or equal, with allow_zero)."""
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+        if not math.isfinite(v) or v < lo or (v == lo and not allow_zero):
+            raise argparse.ArgumentTypeError(
+                f"{text} is not a usable time: give a finite number of seconds "
+                f"{'>=' if allow_zero else '>'} {lo:g}")
+        return v
+    return parse
+
+
+def add_run_args(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--kernel", default="debian:sid",
+                    help="debian:sid|experimental|trixie|bookworm-backports|<version>, or a bzImage path")
+    ap.add_argument("--modules", help="lib/modules/<release> directory for a bzImage --kernel")
+    ap.add_argument("--kernel-tree", type=Path, metavar="DIR",
+                    help="build this kernel source tree (git or linux-source) and boot it (overrides --kernel)")
+    ap.add_argument("--debug", default="",
+                    help="with --kernel-tree: debug fragments from ci/kconfig, e.g. kasan,lockdep,hung-task")
+    ap.add_argument("--patch", action="append", default=[], type=Path,
+                    help="patch to drivers/block/ublk_drv.c; the module is rebuilt and loaded instead")
+    ap.add_argument("--rebuild-driver", action="store_true",
+                    help="rebuild ublk_drv.ko from the kernel's source even without --patch (a control run)")
+    ap.add_argument("--build", default=str(REPO / "build"), type=Path, help="meson build dir (default ./build)")
+    ap.add_argument("--suite", default="vm",
+                    help="what to run, comma-separated: a meson suite (default vm) and/or kselftests "
+                         "(the upstream tools/testing/selftests/ublk scripts of the kernel's own source)")
+    ap.add_argument("--coverage", action="store_true",
+                    help="with --kernel-tree: ublk_drv.ko built with gcov; per-test and whole-run "
+                         "line/function/branch coverage of ublk_drv.c in coverage/ (implies --debug gcov)")
+    ap.add_argument("--filter", action="append", default=[], help="glob on test names (repeatable)")
+    ap.add_argument("--exclude", action="append", default=[], help="glob of tests to leave out")
+    ap.add_argument("--smp", type=whole(1, 64), default=2, help="guest CPUs (1..64)")
+    ap.add_argument("--mem", type=whole(512, 1 << 20), default=3072, help="guest memory in MiB (at least 512)")
+    ap.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
+    ap.add_argument("--timeout", type=seconds(), default=3600, help="whole run, seconds")
+    ap.add_argument("--hang-timeout", type=seconds(), default=120, help="no output nor progress, seconds")
+    ap.add_argument("--grace", type=seconds(allow_zero=True), default=20, help="after a kernel report, seconds")
+    ap.add_argument("--append", default="", help="extra kernel command line")
+    ap.add_argument("--results", help="results directory (default results/<time>-<kernel>)")
+    ap.add_argument("--stress-seconds", type=whole(1), help="UBLKCHECK_STRESS_SECONDS for the stress suite")
+    ap.add_argument("--timings", action="store_true", help="print the slowest tests and the time per suite")
+    ap.add_argument("--shard", metavar="I/N",
+                    help="run part I of N of the tests (split by name; `ublkcheck merge` joins the parts)")
+    ap.add_argument("--affected", action="store_true",
+                    help="with --patch: first the tests whose coverage reaches the changed lines (the "
+                         "cached map of a --coverage run on the same ublk_drv.c), with their verdict, then the rest")
+    ap.add_argument("--affected-only", action="store_true", help="with --affected: stop after the affected tests")
+    ap.add_argument("-q", "--quiet", action="store_true")
+
+
+def request(args: argparse.Namespace) -> RunRequest:
+    """The RunRequest of parsed run options (lists become tuples: a request is immutable)."""
+    values = {}
+    for f in fields(RunRequest):
+        if not hasattr(args, f.name):
+            continue
+        v = getattr(args, f.name)
+        values[f.name] = tuple(v) if isinstance(v, list) else v
+    return RunRequest(**values)
