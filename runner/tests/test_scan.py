@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ublkcheck.scan import header_kind, scan_cli, scan_lines, signature
+from ublkcheck.scan import header_kind, scan_file, scan_lines, signature
 
 DATA = Path(__file__).parent / "data"
 CORPUS = sorted(p for p in DATA.iterdir() if p.suffix in (".log", ".txt"))
@@ -56,9 +56,9 @@ def test_oops_line_belongs_to_its_bug_line():
 def test_cli_exit_codes(tmp_path, capsys):
     clean = tmp_path / "clean.log"
     clean.write_text("[ 1.0] nothing to see\n")
-    assert scan_cli([str(clean)]) == 0
+    assert scan_file(str(clean), False) == 0
     capsys.readouterr()
-    assert scan_cli([str(DATA / "seed-mutant-7.2-oops.log"), "--json"]) == 1
+    assert scan_file(str(DATA / "seed-mutant-7.2-oops.log"), True) == 1
     assert len(json.loads(capsys.readouterr().out)) == 2
-    assert scan_cli([str(tmp_path / "missing.log")]) == 2
+    assert scan_file(str(tmp_path / "missing.log"), False) == 2
     assert "no such file" in capsys.readouterr().err

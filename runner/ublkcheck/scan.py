@@ -187,17 +187,22 @@ def _scan(lines: list[str]) -> list[Report]:
     return reports
 
 
-def scan_cli(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="ublkcheck scan", description="Find kernel reports in a console log.")
-    ap.add_argument("file")
-    ap.add_argument("--json", action="store_true", help="print the reports as JSON")
-    a = ap.parse_args(argv)
-    p = Path(a.file)
+def add_parser(sub) -> None:
+    p = sub.add_parser("scan", help="find kernel reports in a console log",
+                       description="Find kernel reports (oops, BUG, WARN, KASAN, UBSAN, hangs) in a "
+                                   "console log. Exit 1 if there is one.")
+    p.add_argument("file", help="a console log (e.g. a run's console.log)")
+    p.add_argument("--json", action="store_true", help="print the reports as JSON (before or after the file)")
+    p.set_defaults(func=lambda a: scan_file(a.file, a.json))
+
+
+def scan_file(file: str, as_json: bool) -> int:
+    p = Path(file)
     if not p.is_file():
-        print(f"ublkcheck scan: {a.file}: no such file (give a console log)", file=sys.stderr)
+        print(f"ublkcheck scan: {file}: no such file (give a console log)", file=sys.stderr)
         return 2
     reps = scan_lines(p.read_text(errors="replace").splitlines())
-    if a.json:
+    if as_json:
         print(json.dumps([r.__dict__ for r in reps], indent=2))
     else:
         for r in reps:
