@@ -35,6 +35,47 @@ class Limits:
 class Boot:
     lines: list[str] = field(default_factory=list)
     first_report: dict = field(default_factory=dict)  # test -> monotonic time of its first report
+    kvm_error: bool = False  # qemu said "KVM internal error": it paused the VM, nothing will exit
+
+
+KVM_INTERNAL_ERROR = "KVM internal error"
+
+
+@dataclass
+class GuestState:
+    """What the host knows about a running guest at one instant (monotonic seconds)."""
+    now: float
+    started: float            # qemu start
+    last_activity: float      # last console line or agent event
+    agent_up: bool
+    running: bool
+    done_at: float | None     # the agent said it finished
+    report_at: float | None   # first fatal kernel report of the running test
+    kvm_error: bool
+    idle_limit: float         # the running test's allowed silence
+    boot_timeout: float
+    grace: float
+    run_started: float
+    run_timeout: float
+
+
+def stop_reason(s: GuestState) -> str | None:
+    """Why the guest must be stopped now, or None while it may go on."""
+    if not s.running:
+        return "exited"
+    if s.done_at and s.now - s.done_at > 10:
+        return "done"  # the agent finished; a guest slow to power off is stopped
+    if s.kvm_error and not s.agent_up:
+        return "boot: KVM internal error (this host's KVM cannot run the guest)"
+    if not s.agent_up and s.now - s.started > s.boot_timeout:
+        return f"boot: no agent after {s.boot_timeout:.0f}s"
+    if s.report_at and s.now - s.report_at > s.grace:
+        return f"a kernel report, and the test did not finish within {s.grace:.0f}s"
+    if s.agent_up and s.now - s.last_activity > s.idle_limit:
+        return f"hang: no console output and no progress for {s.idle_limit:.0f}s"
+    if s.now - s.run_started > s.run_timeout:
+        return f"run timeout ({s.run_timeout:.0f}s)"
+    return None
 
 
 class Progress:
@@ -108,6 +149,8 @@ class Orchestrator:
 
         def on_line(idx: int, text: str) -> None:
             boot.lines.append(text)
+            if KVM_INTERNAL_ERROR in text:
+                boot.kvm_error = True
             if not self.quiet and progress is None:
                 print(text, flush=True)
             m = _MARK.search(text)
@@ -151,28 +194,17 @@ class Orchestrator:
                     started_name = None
                 elif ev["event"] == "done":
                     done_at = now
-            if not guest.running():
-                why = "exited"
+            stop = stop_reason(GuestState(
+                now=now, started=guest.started, last_activity=max(guest.last_output, last_event),
+                agent_up=agent_up, running=guest.running(), done_at=done_at,
+                report_at=boot.first_report.get(started_name) if started_name else None,
+                kvm_error=boot.kvm_error, idle_limit=self._idle_limit(plan, started_name),
+                boot_timeout=self.limits.boot_timeout, grace=self.limits.grace,
+                run_started=self._t0, run_timeout=self.limits.timeout))
+            if stop:
+                why = stop
                 break
-            if done_at and now - done_at > 10:
-                why = "done"  # the agent finished; a guest slow to power off is stopped
-                break
-            idle = now - max(guest.last_output, last_event)
-            if not agent_up and now - guest.started > self.limits.boot_timeout:
-                why = f"boot: no agent after {self.limits.boot_timeout:.0f}s"
-                break
-            rep_t = boot.first_report.get(started_name) if started_name else None
-            if rep_t and now - rep_t > self.limits.grace:
-                why = f"a kernel report, and the test did not finish within {self.limits.grace:.0f}s"
-                break
-            quiet_ok = self._idle_limit(plan, started_name)
-            if agent_up and idle > quiet_ok:
-                why = f"hang: no console output and no progress for {quiet_ok:.0f}s"
-                break
-            if now - self._t0 > self.limits.timeout:
-                why = f"run timeout ({self.limits.timeout:.0f}s)"
-                break
-        if guest.running() and why != "done":
+        if guest.running() and why != "done" and not boot.kvm_error:  # a paused VM dumps nothing
             # Evidence first: blocked tasks and all tasks, then stop the guest. sysrq 7
             # first: the dumps are KERN_INFO, below the console's loglevel=5, and sysrq
             # raises the level for its own header line only. The serial console is slow:
@@ -245,8 +277,11 @@ class Orchestrator:
             errors_before = len(self.boot_errors)
             self._boot(plan, names, progress)
             if self.cfg.accel == "kvm" and self.boot_seconds is None:
-                # KVM that cannot run this guest (it died before the agent spoke): use TCG
-                # from now on, and remember it for later runs on this host.
+                # KVM that cannot run this guest (it died, or qemu paused it with a KVM
+                # internal error, before the agent spoke): use TCG from now on, and
+                # remember it for later runs on this host.
+                print("ublkcheck: KVM cannot run the guest on this host; booting again with TCG "
+                      f"(remembered in {vm.kvm_broken_marker()})", file=sys.stderr, flush=True)
                 vm.kvm_broken_marker().write_text("a KVM guest died before its agent started\n")
                 self.cfg.accel = "tcg"
                 self.boot_errors.clear()
