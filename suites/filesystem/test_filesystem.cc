@@ -43,9 +43,10 @@ bool kernel_has(const std::string& fs) {
   run({"modprobe", "-q", fs}, 10s);
   std::ifstream in("/proc/filesystems");
   std::string line;
-  while (std::getline(in, line))
-    if (line.size() >= fs.size() && line.compare(line.size() - fs.size(), fs.size(), fs) == 0)
-      return true;
+  while (std::getline(in, line)) {  // "nodev\tsysfs" or "\text4": the name is the last field
+    const size_t tab = line.rfind('\t');
+    if (line.substr(tab == std::string::npos ? 0 : tab + 1) == fs) return true;
+  }
   return false;
 }
 
