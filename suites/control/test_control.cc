@@ -22,6 +22,7 @@
 #include "env.h"
 #include "raw_io.h"
 #include "self_served.h"
+#include "shmem.h"
 
 using namespace ublkcheck;
 using namespace ublk;
@@ -524,36 +525,6 @@ TEST(IoDescSizeDefault, DescriptorMappingHasTheChosenStride) {
 }
 
 // --- UBLK_F_SHMEM_ZC: REG_BUF / UNREG_BUF (ublk_ctrl_reg_buf, ublk_ctrl_unreg_buf) ---
-
-namespace {
-int reg_buf(Control& c, uint32_t id, uint64_t addr, uint64_t len, uint32_t flags = 0, uint32_t reserved = 0) {
-  ublk_shmem_buf_reg r{addr, len, flags, reserved};
-  ublksrv_ctrl_cmd cmd = dev_cmd(id, &r, sizeof(r));
-  return c.raw(UBLK_U_CMD_REG_BUF, cmd);
-}
-
-int unreg_buf(Control& c, uint32_t id, int64_t index) {
-  ublksrv_ctrl_cmd cmd = dev_cmd(id);
-  cmd.data[0] = uint64_t(index);
-  return c.raw(UBLK_U_CMD_UNREG_BUF, cmd);
-}
-
-// Shared memory the way a server gets it to share with its clients: a memfd, mapped shared.
-struct SharedPages {
-  explicit SharedPages(size_t n) : len(n * 4096) {
-    int fd = memfd_create("ublkcheck-shmem", MFD_CLOEXEC);
-    if (fd >= 0 && ftruncate(fd, off_t(len)) == 0)
-      p = static_cast<char*>(mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
-    if (fd >= 0) close(fd);
-  }
-  ~SharedPages() {
-    if (p != MAP_FAILED) munmap(p, len);
-  }
-  uint64_t addr(size_t off = 0) const { return reinterpret_cast<uint64_t>(p) + off; }
-  char* p = static_cast<char*>(MAP_FAILED);
-  size_t len;
-};
-}  // namespace
 
 TEST(ShmemZc, RegAndUnregBufNeedTheFlag) {
   REQUIRE_FEATURE(UBLK_F_SHMEM_ZC);

@@ -1,13 +1,17 @@
 // Zero copy's buffer contract (7.2): REGISTER_IO_BUF / UNREGISTER_IO_BUF only on a
 // zero-copy device and only for a request the server holds, from the daemon or (the
-// UBLK_F_BUF_REG_OFF_DAEMON promise) any other task; and UBLK_F_AUTO_BUF_REG's FETCH
-// fields, with the fallback a server asks for when the automatic registration fails. The
-// test is the server (SelfServed), holding a request while it probes.
+// UBLK_F_BUF_REG_OFF_DAEMON promise) any other task; UBLK_F_AUTO_BUF_REG's FETCH fields,
+// with the fallback a server asks for when the automatic registration fails; and
+// UBLK_F_SHMEM_ZC's data path, I/O in a registered shared buffer served in place. The test
+// is the server (SelfServed), holding a request while it probes.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <fstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -15,6 +19,7 @@
 #include "raw_io.h"
 #include "scratch.h"
 #include "self_served.h"
+#include "shmem.h"
 
 using namespace ublkcheck;
 using namespace ublk;
@@ -171,5 +176,164 @@ TEST(AutoBufReg, FailedRegistrationFallsBackOnlyWhenAsked) {
     EXPECT_EQ(reader.join(), -1);
     EXPECT_EQ(reader.err(), EIO) << "without FALLBACK the driver fails the request";
     EXPECT_EQ(s.wait_request(500ms), -1) << "and the server never sees it";
+  }
+}
+
+// --- UBLK_F_SHMEM_ZC's data path: a client buffer inside a REG_BUF region reaches the
+// server as (buffer index, offset) instead of being copied ---
+
+namespace {
+
+// One O_DIRECT read or write of 4 KiB at 0 of /dev/ublkb<id>, with the caller's buffer
+// (shared memory, so the driver may match it), from a thread.
+class SharedIo {
+ public:
+  SharedIo(uint32_t id, bool write, char* buf)
+      : th_([this, id, write, buf] {
+          const std::string dev = "/dev/ublkb" + std::to_string(id);
+          int fd = -1;
+          for (int i = 0; i < 300 && fd < 0; i++) {
+            fd = open(dev.c_str(), (write ? O_WRONLY : O_RDONLY) | O_DIRECT);
+            if (fd < 0) std::this_thread::sleep_for(10ms);
+          }
+          if (fd < 0) return;
+          ret_ = write ? pwrite(fd, buf, kLen, 0) : pread(fd, buf, kLen, 0);
+          close(fd);
+        }) {}
+  ~SharedIo() { join(); }
+  ssize_t join() {
+    if (th_.joinable()) th_.join();
+    return ret_;
+  }
+
+ private:
+  ssize_t ret_ = -1;
+  std::thread th_;
+};
+
+uint64_t shmem_addr(uint16_t index, uint32_t off) { return (uint64_t(index) << 32) | off; }
+
+// Reserves `n` more 2 MiB huge pages (vm.nr_hugepages) and gives them back on scope exit.
+class HugePages {
+ public:
+  explicit HugePages(long n) {
+    before_ = read();
+    if (before_ < 0) {
+      why_ = "no /proc/sys/vm/nr_hugepages";
+      return;
+    }
+    write(before_ + n);
+    reserved_ = read() >= before_ + n;
+    if (!reserved_) why_ = "the kernel found no free 2 MiB of contiguous memory";
+  }
+  ~HugePages() {
+    if (before_ >= 0) write(before_);
+  }
+  bool reserved() const { return reserved_; }
+  const std::string& why() const { return why_; }
+
+ private:
+  static long read() {
+    std::ifstream in("/proc/sys/vm/nr_hugepages");
+    long v = -1;
+    in >> v;
+    return in ? v : -1;
+  }
+  static void write(long v) { std::ofstream("/proc/sys/vm/nr_hugepages") << v; }
+  long before_ = -1;
+  bool reserved_ = false;
+  std::string why_;
+};
+
+}  // namespace
+
+// A read into a registered buffer: the driver hands the server the place (index, offset),
+// the server writes the data there, and nothing is copied on completion (the per-tag copy
+// buffer stays zero, yet the reader has the data). A write from it: the server reads the
+// data in place and its copy buffer is never filled. `region` is the registered memory;
+// the I/O uses its pages at `read_off` and `write_off`.
+void served_in_place(char* region, size_t len, size_t read_off, size_t write_off) {
+  Control c;
+  SelfServed s(c, kDepth, UBLK_F_SHMEM_ZC);
+  ASSERT_TRUE(s.ok()) << "the self-served device did not start";
+  const int index = reg_buf(c, s.id(), reinterpret_cast<uint64_t>(region), len);
+  ASSERT_GE(index, 0) << "REG_BUF: " << strerror(-index);
+  {
+    char* at = region + read_off;
+    SharedIo reader(s.id(), false, at);
+    const int tag = s.wait_request();
+    ASSERT_GE(tag, 0) << "the read never reached the server";
+    const auto& iod = s.iod(uint16_t(tag));
+    EXPECT_TRUE(iod.op_flags & UBLK_IO_F_SHMEM_ZC) << "op_flags 0x" << std::hex << iod.op_flags;
+    EXPECT_EQ(iod.addr, shmem_addr(uint16_t(index), uint32_t(read_off))) << std::hex << iod.addr;
+    fill(at, kLen, 51);  // the server serves the read in place
+    std::vector<char> want(kLen);
+    fill(want.data(), kLen, 51);
+    ASSERT_TRUE(s.commit(uint16_t(tag), int32_t(kLen)));
+    EXPECT_EQ(reader.join(), ssize_t(kLen));
+    EXPECT_EQ(std::memcmp(at, want.data(), kLen), 0) << "the completion overwrote the shared data";
+  }
+  {
+    char* at = region + write_off;
+    fill(at, kLen, 53);
+    SharedIo writer(s.id(), true, at);
+    const int tag = s.wait_request();
+    ASSERT_GE(tag, 0) << "the write never reached the server";
+    const auto& iod = s.iod(uint16_t(tag));
+    EXPECT_TRUE(iod.op_flags & UBLK_IO_F_SHMEM_ZC) << "op_flags 0x" << std::hex << iod.op_flags;
+    EXPECT_EQ(iod.addr, shmem_addr(uint16_t(index), uint32_t(write_off))) << std::hex << iod.addr;
+    EXPECT_TRUE(all_zero(s.buf(uint16_t(tag)), kLen)) << "the write was copied into the server's buffer too";
+    ASSERT_TRUE(s.commit(uint16_t(tag), int32_t(kLen)));
+    EXPECT_EQ(writer.join(), ssize_t(kLen));
+  }
+  EXPECT_EQ(unreg_buf(c, s.id(), index), 0);
+}
+
+TEST(ShmemZcData, IoInARegisteredMemfdIsServedInPlace) {
+  REQUIRE_FEATURE(UBLK_F_SHMEM_ZC);
+  SharedPages shm(16);
+  ASSERT_TRUE(shm.ok());
+  served_in_place(shm.p, shm.len, 8192, 16384);
+}
+
+// A huge page is one run of contiguous frames, one range in the driver's tree: the offset
+// the server gets must count the pages into the run, not only the offset within a page.
+TEST(ShmemZcData, IoInARegisteredHugePageIsServedAtItsOffset) {
+  REQUIRE_FEATURE(UBLK_F_SHMEM_ZC);
+  constexpr size_t kHuge = 2 << 20;
+  HugePages huge(1);
+  if (!huge.reserved()) GTEST_SKIP() << "no 2 MiB huge page could be reserved (" << huge.why() << ")";
+  void* p = mmap(nullptr, kHuge, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+  if (p == MAP_FAILED) GTEST_SKIP() << "mmap(MAP_HUGETLB): " << strerror(errno);
+  served_in_place(static_cast<char*>(p), kHuge, 5 * 4096, 300 * 4096);
+  munmap(p, kHuge);
+}
+
+// What does not match goes the copy way: a buffer outside every region, a READ into a
+// read-only region (the kernel would write into it), and a region once unregistered.
+TEST(ShmemZcData, UnmatchedIoIsCopiedAsUsual) {
+  REQUIRE_FEATURE(UBLK_F_SHMEM_ZC);
+  Control c;
+  SelfServed s(c, kDepth, UBLK_F_SHMEM_ZC);
+  ASSERT_TRUE(s.ok()) << "the self-served device did not start";
+  SharedPages rw(4), ro(4), other(4);
+  ASSERT_TRUE(rw.ok() && ro.ok() && other.ok());
+  const int rw_index = reg_buf(c, s.id(), rw.addr(), rw.len);
+  const int ro_index = reg_buf(c, s.id(), ro.addr(), ro.len, UBLK_SHMEM_BUF_READ_ONLY);
+  ASSERT_GE(rw_index, 0);
+  ASSERT_GE(ro_index, 0);
+  ASSERT_EQ(unreg_buf(c, s.id(), rw_index), 0);
+  for (char* at : {other.p, ro.p, rw.p}) {
+    SCOPED_TRACE(at == other.p ? "unregistered memory" : at == ro.p ? "read-only region" : "unregistered region");
+    SharedIo reader(s.id(), false, at);
+    const int tag = s.wait_request();
+    ASSERT_GE(tag, 0) << "the read never reached the server";
+    EXPECT_FALSE(s.iod(uint16_t(tag)).op_flags & UBLK_IO_F_SHMEM_ZC);
+    fill(s.buf(uint16_t(tag)), kLen, 57);  // the copy path: the driver copies this
+    ASSERT_TRUE(s.commit(uint16_t(tag), int32_t(kLen)));
+    EXPECT_EQ(reader.join(), ssize_t(kLen));
+    std::vector<char> want(kLen);
+    fill(want.data(), kLen, 57);
+    EXPECT_EQ(std::memcmp(at, want.data(), kLen), 0) << "the copied data did not reach the reader";
   }
 }
