@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <functional>
 #include <thread>
 #include <vector>
@@ -294,8 +295,62 @@ INSTANTIATE_TEST_SUITE_P(
                     p.types |= UBLK_PARAM_TYPE_DMA_ALIGN;
                     p.dma.alignment = 4096;
                   },
+                  -EINVAL, true},
+        ParamCase{"valid_segment",
+                  [](auto& p) {
+                    p.types |= UBLK_PARAM_TYPE_SEGMENT;
+                    p.seg.seg_boundary_mask = 0xffff;
+                    p.seg.max_segment_size = 4096;
+                    p.seg.max_segments = 4;
+                  },
+                  0},
+        ParamCase{"segment_boundary_not_mask",
+                  [](auto& p) {
+                    p.types |= UBLK_PARAM_TYPE_SEGMENT;
+                    p.seg.seg_boundary_mask = 0x1000;
+                    p.seg.max_segment_size = 4096;
+                    p.seg.max_segments = 4;
+                  },
+                  -EINVAL, true},
+        ParamCase{"segment_boundary_below_4k",
+                  [](auto& p) {
+                    p.types |= UBLK_PARAM_TYPE_SEGMENT;
+                    p.seg.seg_boundary_mask = 0x7ff;
+                    p.seg.max_segment_size = 4096;
+                    p.seg.max_segments = 4;
+                  },
+                  -EINVAL, true},
+        ParamCase{"segment_size_below_4k",
+                  [](auto& p) {
+                    p.types |= UBLK_PARAM_TYPE_SEGMENT;
+                    p.seg.seg_boundary_mask = 0xffff;
+                    p.seg.max_segment_size = 2048;
+                    p.seg.max_segments = 4;
+                  },
                   -EINVAL, true}),
     [](const testing::TestParamInfo<ParamCase>& p) { return std::string(p.param.name); });
+
+// GET_PARAMS (ublk_ctrl_get_params()): the command's buffer must hold more than the
+// header and exist; the header's own len must be non-zero and fit the buffer; a len past
+// the driver's struct is clamped, not refused.
+TEST(GetParams, LengthsAreChecked) {
+  Control c;
+  RawDevice d(c, 1, 4, 0);
+  ASSERT_EQ(d.add_result(), 0);
+  ASSERT_EQ(d.set_default_params(), 0);
+  auto get = [&](uint16_t cmd_len, uint32_t ph_len, bool null_addr = false) {
+    std::vector<char> buf(512, 0);
+    std::memcpy(buf.data(), &ph_len, sizeof(ph_len));
+    ublksrv_ctrl_cmd cmd = dev_cmd(d.id(), null_addr ? nullptr : buf.data(), cmd_len);
+    return c.raw(UBLK_U_CMD_GET_PARAMS, cmd);
+  };
+  EXPECT_EQ(get(8, 8), -EINVAL) << "a buffer that holds only the header";
+  EXPECT_EQ(get(sizeof(ublk_params), sizeof(ublk_params), true), -EINVAL) << "addr 0";
+  EXPECT_EQ(get(sizeof(ublk_params), 0), -EINVAL) << "header len 0";
+  EXPECT_EQ(get(64, 128), -EINVAL) << "header len past the buffer";
+  EXPECT_EQ(get(sizeof(ublk_params), sizeof(ublk_params)), 0);
+  EXPECT_EQ(get(400, 400), 0) << "a header len past the driver's struct is clamped";
+}
 
 TEST(SetParamsState, HeaderLengthTooShort) {
   Control c;
