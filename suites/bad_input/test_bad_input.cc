@@ -17,6 +17,7 @@
 #include "device.h"
 #include "env.h"
 #include "raw_io.h"
+#include "self_served.h"
 #include "server.h"
 
 using namespace ublkcheck;
@@ -196,6 +197,37 @@ TEST(Dispatch, QueueAffinityBadQueueAndLength) {
   cmd.addr = reinterpret_cast<uint64_t>(mask);
   cmd.len = 12;  // not a multiple of sizeof(long)
   EXPECT_EQ(c.raw(UBLK_U_CMD_GET_QUEUE_AFFINITY, cmd), -EINVAL);
+}
+
+// GET_QUEUE_AFFINITY needs room for a mask of every possible CPU (len * 8 >= nr_cpu_ids)
+// and an address to write it to.
+TEST(Dispatch, QueueAffinityNeedsRoomAndAnAddress) {
+  Control c;
+  RawDevice d(c, 1, 4, 0);
+  ASSERT_EQ(d.add_result(), 0);
+  uint64_t mask[16] = {};
+  ublksrv_ctrl_cmd cmd = dev_cmd(d.id(), mask, 0);
+  cmd.data[0] = 0;
+  EXPECT_EQ(c.raw(UBLK_U_CMD_GET_QUEUE_AFFINITY, cmd), -EINVAL) << "len 0: no room for any CPU";
+  cmd = dev_cmd(d.id(), nullptr, sizeof(mask));
+  EXPECT_EQ(c.raw(UBLK_U_CMD_GET_QUEUE_AFFINITY, cmd), -EINVAL) << "addr 0";
+  cmd = dev_cmd(d.id(), mask, sizeof(mask));
+  EXPECT_EQ(c.raw(UBLK_U_CMD_GET_QUEUE_AFFINITY, cmd), 0) << "room and an address";
+}
+
+// ADD_DEV of an id that exists: EEXIST, and the existing device is untouched.
+TEST(Dispatch, AddDevWithAnIdInUseIsEexist) {
+  Control c;
+  RawDevice first(c, 1, 4, 0);
+  ASSERT_EQ(first.add_result(), 0);
+  ublksrv_ctrl_dev_info info = dev_info(2, 8, 0);
+  info.dev_id = first.id();
+  RawDevice second(c, info);
+  EXPECT_EQ(second.add_result(), -EEXIST);
+  ublksrv_ctrl_dev_info now{};
+  ASSERT_EQ(c.get_dev_info(first.id(), &now), 0);
+  EXPECT_EQ(now.nr_hw_queues, 1) << "the refused ADD_DEV changed the existing device";
+  EXPECT_EQ(now.queue_depth, 4);
 }
 
 TEST(Dispatch, DeleteTwice) {
@@ -671,6 +703,45 @@ TEST(IoCmd, UnknownIoOpcodeOnAnOwnedTagIsEinval) {
 }
 
 // /dev/ublkcN has one opener, the server: a second open is -EBUSY until the first closes.
+// COMMIT_AND_FETCH's buffer follows the copy mode (ublk_check_commit_and_fetch()): plain
+// copy must name one (addr 0: EINVAL), user copy must not (addr set: EINVAL); with the
+// right addr the commit is accepted. Checked on a request the test itself holds.
+TEST(IoCmd, CommitBufferFollowsTheCopyMode) {
+  REQUIRE_FEATURE(UBLK_F_USER_COPY);
+  REQUIRE_FEATURE(UBLK_F_NO_AUTO_PART_SCAN);
+  Control c;
+  for (uint64_t flags : {uint64_t(0), UBLK_F_USER_COPY}) {
+    SCOPED_TRACE(flags ? "user copy" : "plain copy");
+    SelfServed s(c, 2, flags);
+    ASSERT_TRUE(s.ok()) << "the self-served device did not start";
+    BlockIo& reader = s.issue(false);
+    const int tag = s.wait_request();
+    ASSERT_GE(tag, 0) << "the read never reached the server";
+    const uint16_t t = uint16_t(tag);
+    const uint64_t wrong = flags ? reinterpret_cast<uint64_t>(s.buf(t)) : 0;
+    const uint64_t right = flags ? 0 : reinterpret_cast<uint64_t>(s.buf(t));
+    EXPECT_EQ(s.ring().cmd(UBLK_IO_COMMIT_AND_FETCH_REQ, 0, t, wrong, 4096), -EINVAL);
+    EXPECT_EQ(s.ring().cmd(UBLK_IO_COMMIT_AND_FETCH_REQ, 0, t, right, 4096), RawIoRing::kPending);
+    EXPECT_EQ(reader.join(), 4096);
+  }
+}
+
+// NEED_GET_DATA is the answer to a request the driver marked so, and only that: on a
+// plain device a held READ is not one (EINVAL), and the request still completes normally.
+TEST(IoCmd, NeedGetDataWhenTheDriverDidNotAskIsEinval) {
+  REQUIRE_FEATURE(UBLK_F_NO_AUTO_PART_SCAN);
+  Control c;
+  SelfServed s(c, 2, 0);
+  ASSERT_TRUE(s.ok()) << "the self-served device did not start";
+  BlockIo& reader = s.issue(false);
+  const int tag = s.wait_request();
+  ASSERT_GE(tag, 0) << "the read never reached the server";
+  const uint16_t t = uint16_t(tag);
+  EXPECT_EQ(s.ring().cmd(UBLK_IO_NEED_GET_DATA, 0, t, reinterpret_cast<uint64_t>(s.buf(t))), -EINVAL);
+  ASSERT_TRUE(s.commit(t, 4096));
+  EXPECT_EQ(reader.join(), 4096);
+}
+
 TEST(IoCmd, CharDeviceHasASingleOpener) {
   Control c;
   RawDevice d(c, 1, 4, 0);
@@ -706,6 +777,26 @@ TEST(IoCmd, DescriptorMappingCannotBeMadeWritable) {
   EXPECT_EQ(mprotect(m, len, PROT_READ | PROT_WRITE), -1) << "the descriptor mapping became writable";
   EXPECT_EQ(errno, EACCES) << strerror(errno);
   munmap(m, len);
+}
+
+// The descriptor array belongs to the server's address space: once mapped there, another
+// process (a fork sharing the open char device) cannot map it (EINVAL).
+TEST(IoCmd, DescriptorMappingFromAnotherProcessIsEinval) {
+  Control c;
+  RawDevice d(c, 1, 4, 0);
+  ASSERT_EQ(d.add_result(), 0);
+  RawIoRing r(d.chardev(), c.legacy());
+  ASSERT_GE(r.fd(), 0);
+  const size_t len = iod_buf_size(4);
+  void* mine = mmap(nullptr, len, PROT_READ, MAP_SHARED, r.fd(), 0);
+  ASSERT_NE(mine, MAP_FAILED) << strerror(errno);
+  const std::optional<int> child = call_in_child([&] {
+    void* theirs = mmap(nullptr, len, PROT_READ, MAP_SHARED, r.fd(), 0);
+    return theirs == MAP_FAILED ? errno : 0;
+  }, 10s);
+  ASSERT_TRUE(child.has_value());
+  EXPECT_EQ(*child, EINVAL) << "a second process mapped the descriptors";
+  munmap(mine, len);
 }
 
 TEST(IoCmd, DescriptorMappingMustBeReadOnlyAndExact) {

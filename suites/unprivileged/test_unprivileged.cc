@@ -313,6 +313,34 @@ TEST_F(Unprivileged, AnotherUsersDeviceThroughOwnNodeIsEperm) {
   EXPECT_EQ(info.state, UBLK_S_DEV_DEAD) << "never started, so still DEAD";
 }
 
+// Commands on an unprivileged device carry its node's path in front of their payload
+// (ublk_ctrl_uring_cmd_permission()), root's too: the path's length must be 1..PATH_MAX
+// and fit in the payload; and a command the driver does not know is EINVAL there (on a
+// root device the dispatcher's EOPNOTSUPP answers instead).
+TEST_F(Unprivileged, DevPathLengthIsCheckedAndUnknownCommandsAreEinval) {
+  NodeOwnerFixer udev;
+  UserDevice dev(kUser);
+  ASSERT_TRUE(dev.ok()) << "unprivileged ADD_DEV failed";
+  ASSERT_TRUE(dev.node_owned_by(kUser));
+  const std::string node = dev.chardev();
+  const uint16_t n = uint16_t(node.size() + 1);
+  std::vector<char> buf(n + sizeof(ublksrv_ctrl_dev_info));
+  std::memcpy(buf.data(), node.c_str(), n);
+  Control c;
+  auto send = [&](uint32_t op, uint16_t path_len, uint16_t len) {
+    ublksrv_ctrl_cmd cmd = dev_cmd(dev.id(), buf.data(), len);
+    cmd.dev_path_len = path_len;
+    return c.raw(op, cmd);
+  };
+  const uint16_t all = uint16_t(buf.size());
+  EXPECT_EQ(send(UBLK_U_CMD_GET_DEV_INFO2, 0, all), -EINVAL) << "dev_path_len 0";
+  EXPECT_EQ(send(UBLK_U_CMD_GET_DEV_INFO2, 4097, all), -EINVAL) << "dev_path_len > PATH_MAX";
+  EXPECT_EQ(send(UBLK_U_CMD_GET_DEV_INFO2, n, uint16_t(n - 1)), -EINVAL) << "len < dev_path_len";
+  EXPECT_EQ(send(UBLK_U_CMD_GET_DEV_INFO2, n, all), 0) << "the right path";
+  const uint32_t unknown = ioc(IOC_READ | IOC_WRITE, 'u', 0x40, sizeof(ublksrv_ctrl_cmd));
+  EXPECT_EQ(send(unknown, n, all), -EINVAL) << "unknown command on an unprivileged device";
+}
+
 TEST_F(Unprivileged, CannotControlARootDevice) {
   FixtureDevice d({"-t", "null"});
   ASSERT_DEVICE(d);
