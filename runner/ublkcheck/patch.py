@@ -1,7 +1,7 @@
 """Patched ublk_drv for a Debian kernel: apply patches to the driver source of the same
 version (linux-source-X), build only the module against a prepared tree, cache by hash.
 
-Recipe (DESIGN.md section 5): unpack linux-source, copy the kernel's config (shipped in
+Recipe: unpack linux-source, copy the kernel's config (shipped in
 linux-headers-<rel>) to .config, make olddefconfig + modules_prepare with KERNELRELEASE set,
 copy Module.symvers from linux-headers, then make M=<dir with the patched ublk_drv.c>.
 pahole (dwarves) must be installed or struct module lacks the BTF fields and insmod fails.
