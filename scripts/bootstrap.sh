@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 
 PKGS=(meson ninja-build g++ pkg-config liburing-dev libgtest-dev nlohmann-json3-dev fio
-      qemu-system-x86 busybox-static cpio kmod xz-utils zstd python3 python3-pytest
+      qemu-system-x86 busybox-static cpio kmod xz-utils zstd python3 python3-pytest python3-jsonschema
       util-linux fdisk procps dwarves flex bison bc libelf-dev libssl-dev make gcc lcov
       btrfs-progs xfsprogs e2fsprogs)
 missing=()

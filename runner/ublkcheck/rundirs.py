@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from . import schema
 from .errors import UserError
 from .model import RunResult
 from .results import load_results
@@ -30,6 +31,11 @@ def load_run(path: Path | str) -> RunResult:
     if not f.is_file():
         raise UserError(f"{p}: no such results.json (expected a run directory or its results.json)")
     try:
+        doc = json.loads(f.read_text())
+    except ValueError as e:
+        raise UserError(f"{f}: not a ublkcheck results.json (not JSON: {e})") from None
+    schema.check(doc, "results", f)
+    try:
         return load_results(f)
     except (ValueError, TypeError, KeyError) as e:
         raise UserError(f"{f}: not a ublkcheck results.json ({e})") from None
@@ -38,9 +44,10 @@ def load_run(path: Path | str) -> RunResult:
 def _load_matrix_json(d: Path) -> list[KernelRun]:
     try:
         m = json.loads((d / "matrix.json").read_text())
-        kernels = m["kernels"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise UserError(f"{d / 'matrix.json'}: not a ublkcheck matrix.json ({e})") from None
+    except ValueError as e:
+        raise UserError(f"{d / 'matrix.json'}: not JSON ({e})") from None
+    schema.check(m, "matrix", d / "matrix.json")
+    kernels = m["kernels"]
     out = []
     for k in kernels:
         sub = d / k["dir"] if k.get("dir") else None
