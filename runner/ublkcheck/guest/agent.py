@@ -195,6 +195,26 @@ def script_result(rc, output, script=None):
     return "fail", f"exit {rc}\n{output[-4000:]}", ""
 
 
+SERVER_LOGS = "/run/ublk-fixture"  # ublk-fixture's default state dir: server-<pid>.log
+
+
+def save_server_logs(art, src=SERVER_LOGS):
+    """The servers' stderr (ublk-fixture's own diagnostics) of the test that just ran go
+    with its artifacts; the logs are then removed, so the next test gets only its own."""
+    try:
+        names = [n for n in os.listdir(src) if n.startswith("server-") and n.endswith(".log")]
+    except OSError:
+        return
+    for n in names:
+        p = os.path.join(src, n)
+        try:
+            if os.path.getsize(p):
+                shutil.copy(p, os.path.join(art, n))
+            os.unlink(p)
+        except OSError:
+            pass
+
+
 def run_test(t, plan):
     name = t["name"]
     if t.get("kind") == "script":
@@ -241,6 +261,7 @@ def run_test(t, plan):
         if status == "pass" and rc != 0:
             status, msg = "fail", f"exit {rc} after passing assertions\n{output[-4000:]}"
     kmsg(f"END {name} {status}")
+    save_server_logs(art)
     if coverage_save(name, plan):
         props = dict(props, coverage=True)
     event(event="result", name=name, status=status, duration=dur, message=msg[-8000:],
