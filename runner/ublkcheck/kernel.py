@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -164,6 +165,8 @@ class DebianKernels:
         dest = self.cache / "kernels" / f"{pkgs[0]}_{version}"
         root = dest / "root"
         if not (dest / "done").exists():
+            print(f"ublkcheck: fetching {' '.join(pkgs)} {version} for {spec} (apt-get download, "
+                  f"cached in {dest})", file=sys.stderr, flush=True)
             shutil.rmtree(dest, ignore_errors=True)
             debs = self.apt.download(pkgs, dest / "debs")
             for deb in debs:

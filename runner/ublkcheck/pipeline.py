@@ -192,6 +192,10 @@ def execute(req: RunRequest, command: list[str] | None = None, label: str | None
                 return run, out
         plan["tests"] = [t.to_dict() for t in tests]
         plan["command"] = None
+    # Not on a terminal nobody sees a progress line: say what happens before the first test.
+    print(f"ublkcheck: booting {kernel.release} ({accel}, -smp {req.smp}, -m {req.mem}) for "
+          f"{len(tests) if not command else 'a guest command'}{' tests' if not command else ''}; "
+          f"results in {out}", file=sys.stderr, flush=True)
     # A guest command's console is echoed live; a test run shows a progress line instead.
     orch = Orchestrator(kernel, cfg, out, limits, module=module, env=env, quiet=req.quiet)
     run = orch.run(plan, tests, spec, patches)
