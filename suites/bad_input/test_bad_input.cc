@@ -14,6 +14,7 @@
 #include <vector>
 #include <sys/stat.h>
 
+#include "data.h"
 #include "device.h"
 #include "env.h"
 #include "raw_io.h"
@@ -740,6 +741,31 @@ TEST(IoCmd, NeedGetDataWhenTheDriverDidNotAskIsEinval) {
   EXPECT_EQ(s.ring().cmd(UBLK_IO_NEED_GET_DATA, 0, t, reinterpret_cast<uint64_t>(s.buf(t))), -EINVAL);
   ASSERT_TRUE(s.commit(t, 4096));
   EXPECT_EQ(reader.join(), 4096);
+}
+
+// With UBLK_F_NEED_GET_DATA the driver asks for a WRITE's buffer first
+// (UBLK_IO_RES_NEED_GET_DATA): a COMMIT in its place is EINVAL; NEED_GET_DATA with the
+// buffer copies the data there (answered at once, UBLK_IO_RES_OK), then the commit is taken.
+TEST(IoCmd, CommitWhereTheDriverAskedForNeedGetDataIsEinval) {
+  REQUIRE_FEATURE(UBLK_F_NEED_GET_DATA);
+  REQUIRE_FEATURE(UBLK_F_NO_AUTO_PART_SCAN);
+  Control c;
+  SelfServed s(c, 2, UBLK_F_NEED_GET_DATA);
+  ASSERT_TRUE(s.ok()) << "the self-served device did not start";
+  std::vector<char> data(4096);
+  fill(data.data(), data.size(), 61);
+  BlockIo& writer = s.issue(true, data.data());
+  int res = 0;
+  const int tag = s.wait_request(std::chrono::seconds(10), &res);
+  ASSERT_GE(tag, 0) << "the write never reached the server";
+  ASSERT_EQ(res, UBLK_IO_RES_NEED_GET_DATA) << "the driver did not ask for the write's buffer";
+  const uint16_t t = uint16_t(tag);
+  const uint64_t buf = reinterpret_cast<uint64_t>(s.buf(t));
+  EXPECT_EQ(s.ring().cmd(UBLK_IO_COMMIT_AND_FETCH_REQ, 0, t, buf, 4096), -EINVAL);
+  EXPECT_EQ(s.ring().cmd(UBLK_IO_NEED_GET_DATA, 0, t, buf), UBLK_IO_RES_OK);
+  EXPECT_EQ(std::memcmp(s.buf(t), data.data(), data.size()), 0) << "NEED_GET_DATA did not copy the data";
+  ASSERT_TRUE(s.commit(t, 4096));
+  EXPECT_EQ(writer.join(), 4096);
 }
 
 TEST(IoCmd, CharDeviceHasASingleOpener) {

@@ -66,7 +66,7 @@ BlockIo& SelfServed::issue(bool write, const char* data, size_t len) {
   return *io_;
 }
 
-int SelfServed::wait_request(std::chrono::milliseconds wait) {
+int SelfServed::wait_request(std::chrono::milliseconds wait, int* res_out) {
   const auto end = std::chrono::steady_clock::now() + wait;
   while (std::chrono::steady_clock::now() < end) {
     for (auto it = pending_.begin(); it != pending_.end(); ++it) {
@@ -75,6 +75,10 @@ int SelfServed::wait_request(std::chrono::milliseconds wait) {
       if (!ring_->next_cqe(it->second, 20ms, &res, &flags)) continue;
       const int tag = it->first;
       pending_.erase(it);
+      if (res_out) {
+        *res_out = res;
+        return tag;
+      }
       return res == UBLK_IO_RES_OK ? tag : -1;
     }
   }

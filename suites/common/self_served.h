@@ -55,8 +55,9 @@ class SelfServed {
   // One client read (or write of `data`) of `len` bytes.
   BlockIo& issue(bool write, const char* data = nullptr, size_t len = 4096);
   // The tag a request arrived on (its FETCH completed with UBLK_IO_RES_OK), or -1 after
-  // `wait`.
-  int wait_request(std::chrono::milliseconds wait = std::chrono::seconds(10));
+  // `wait`. With `res`, any completion counts and its result goes there (e.g.
+  // UBLK_IO_RES_NEED_GET_DATA).
+  int wait_request(std::chrono::milliseconds wait = std::chrono::seconds(10), int* res = nullptr);
   // COMMIT_AND_FETCH with `result`: the request completes, the tag is fetched again.
   bool commit(uint16_t tag, int32_t result);
   // STOP_DEV: the device is DEAD from then on.
