@@ -1,22 +1,11 @@
 """Bad input is refused in one line, exit 2, before anything is downloaded, built or
-booted: apt-get, qemu and make are stand-ins that record being called."""
+booted: apt-get, qemu and make are stand-ins that record being called (the `standins`
+fixture of conftest.py)."""
 import subprocess
 
 import pytest
 
 from ublkcheck.paths import REPO
-
-
-@pytest.fixture
-def standins(tmp_path, monkeypatch):
-    bin_ = tmp_path / "bin"
-    bin_.mkdir()
-    called = tmp_path / "called"
-    for tool in ("apt-get", "apt-cache", "qemu-system-x86_64", "make", "dpkg-deb"):
-        (bin_ / tool).write_text(f"#!/bin/sh\necho {tool} >> {called}\nexit 1\n")
-        (bin_ / tool).chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_}:/usr/bin:/bin")
-    return called
 
 
 def refused(standins, args, needle):
