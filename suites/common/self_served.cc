@@ -13,9 +13,11 @@ namespace ublkcheck {
 using namespace ublk::uapi;
 using namespace std::chrono_literals;
 
-BlockIo::BlockIo(uint32_t id, bool write, const char* data, size_t len) : buf_(len) {
-  if (data) std::memcpy(buf_.data(), data, len);
+BlockIo::BlockIo(uint32_t id, bool write, const char* data, size_t len, char* at)
+    : buf_(at ? 0 : len), at_(at) {
+  if (data && !at) std::memcpy(buf_.data(), data, len);
   th_ = std::thread([this, id, write, len] {
+    char* io = at_ ? at_ : buf_.data();
     const std::string dev = "/dev/ublkb" + std::to_string(id);
     int fd = -1;
     for (int i = 0; i < 300 && fd < 0; i++) {  // the node appears asynchronously
@@ -26,7 +28,7 @@ BlockIo::BlockIo(uint32_t id, bool write, const char* data, size_t len) : buf_(l
       err_ = errno;
       return;
     }
-    ret_ = write ? pwrite(fd, buf_.data(), len, 0) : pread(fd, buf_.data(), len, 0);
+    ret_ = write ? pwrite(fd, io, len, 0) : pread(fd, io, len, 0);
     if (ret_ < 0) err_ = errno;
     close(fd);
   });

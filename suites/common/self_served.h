@@ -17,18 +17,21 @@
 namespace ublkcheck {
 
 // One O_DIRECT read or write of `len` bytes at 0 of /dev/ublkb<id>, from a thread (it
-// blocks until the server completes it).
+// blocks until the server completes it). The I/O uses its own aligned buffer (filled from
+// `data` for a write), or `at`, the caller's memory (e.g. shared memory the driver may
+// match), when given.
 class BlockIo {
  public:
-  BlockIo(uint32_t id, bool write, const char* data, size_t len);
+  BlockIo(uint32_t id, bool write, const char* data, size_t len, char* at = nullptr);
   ~BlockIo() { join(); }
   // The pread/pwrite result (-1 with err() set on failure).
   ssize_t join();
   int err() const { return err_; }
-  const char* data() { return buf_.data(); }
+  const char* data() { return at_ ? at_ : buf_.data(); }
 
  private:
   AlignedBuf buf_;
+  char* at_;
   ssize_t ret_ = -1;
   int err_ = 0;
   std::thread th_;

@@ -184,33 +184,6 @@ TEST(AutoBufReg, FailedRegistrationFallsBackOnlyWhenAsked) {
 
 namespace {
 
-// One O_DIRECT read or write of 4 KiB at 0 of /dev/ublkb<id>, with the caller's buffer
-// (shared memory, so the driver may match it), from a thread.
-class SharedIo {
- public:
-  SharedIo(uint32_t id, bool write, char* buf)
-      : th_([this, id, write, buf] {
-          const std::string dev = "/dev/ublkb" + std::to_string(id);
-          int fd = -1;
-          for (int i = 0; i < 300 && fd < 0; i++) {
-            fd = open(dev.c_str(), (write ? O_WRONLY : O_RDONLY) | O_DIRECT);
-            if (fd < 0) std::this_thread::sleep_for(10ms);
-          }
-          if (fd < 0) return;
-          ret_ = write ? pwrite(fd, buf, kLen, 0) : pread(fd, buf, kLen, 0);
-          close(fd);
-        }) {}
-  ~SharedIo() { join(); }
-  ssize_t join() {
-    if (th_.joinable()) th_.join();
-    return ret_;
-  }
-
- private:
-  ssize_t ret_ = -1;
-  std::thread th_;
-};
-
 uint64_t shmem_addr(uint16_t index, uint32_t off) { return (uint64_t(index) << 32) | off; }
 
 // Reserves `n` more 2 MiB huge pages (vm.nr_hugepages) and gives them back on scope exit.
@@ -260,7 +233,7 @@ void served_in_place(char* region, size_t len, size_t read_off, size_t write_off
   ASSERT_GE(index, 0) << "REG_BUF: " << strerror(-index);
   {
     char* at = region + read_off;
-    SharedIo reader(s.id(), false, at);
+    BlockIo reader(s.id(), false, nullptr, kLen, at);
     const int tag = s.wait_request();
     ASSERT_GE(tag, 0) << "the read never reached the server";
     const auto& iod = s.iod(uint16_t(tag));
@@ -276,7 +249,7 @@ void served_in_place(char* region, size_t len, size_t read_off, size_t write_off
   {
     char* at = region + write_off;
     fill(at, kLen, 53);
-    SharedIo writer(s.id(), true, at);
+    BlockIo writer(s.id(), true, nullptr, kLen, at);
     const int tag = s.wait_request();
     ASSERT_GE(tag, 0) << "the write never reached the server";
     const auto& iod = s.iod(uint16_t(tag));
@@ -325,7 +298,7 @@ TEST(ShmemZcData, UnmatchedIoIsCopiedAsUsual) {
   ASSERT_EQ(unreg_buf(c, s.id(), rw_index), 0);
   for (char* at : {other.p, ro.p, rw.p}) {
     SCOPED_TRACE(at == other.p ? "unregistered memory" : at == ro.p ? "read-only region" : "unregistered region");
-    SharedIo reader(s.id(), false, at);
+    BlockIo reader(s.id(), false, nullptr, kLen, at);
     const int tag = s.wait_request();
     ASSERT_GE(tag, 0) << "the read never reached the server";
     EXPECT_FALSE(s.iod(uint16_t(tag)).op_flags & UBLK_IO_F_SHMEM_ZC);
