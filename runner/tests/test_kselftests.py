@@ -4,6 +4,7 @@ import importlib.util
 from pathlib import Path
 
 from ublkcheck import kselftests
+from ublkcheck.guest.protocol import Plan
 from ublkcheck.model import RunResult, TestResult
 from ublkcheck.results import write_ktap
 
@@ -64,8 +65,8 @@ def test_a_quiet_script_is_not_a_hang_before_its_own_timeout():
     from ublkcheck.orchestrate import Limits, Orchestrator
     o = Orchestrator.__new__(Orchestrator)
     o.limits = Limits(hang_timeout=120)
-    plan = {"tests": [{"name": "kselftests.test_stress_05", "kind": "script", "timeout": 180},
-                      {"name": "io.A.B", "kind": "gtest", "timeout": 900}]}
+    plan = Plan(tests=[{"name": "kselftests.test_stress_05", "kind": "script", "timeout": 180},
+                       {"name": "io.A.B", "kind": "gtest", "timeout": 900}])
     assert o._idle_limit(plan, "kselftests.test_stress_05") == 210
     assert o._idle_limit(plan, "io.A.B") == 120
     assert o._idle_limit(plan, None) == 120

@@ -3,6 +3,7 @@ and only once; a guest whose agent ran is never booted again."""
 from pathlib import Path
 
 from ublkcheck import orchestrate, vm
+from ublkcheck.guest.protocol import Plan
 from ublkcheck.kernel import Kernel
 
 
@@ -26,18 +27,18 @@ def make(tmp_path, outcomes):
 
 def test_a_guest_lost_before_its_agent_is_booted_once_more(tmp_path):
     o = make(tmp_path, [False, True])
-    run = o.run({"command": "true", "command_name": "command"}, [], "debian:sid", [])
+    run = o.run(Plan(command="true"), [], "debian:sid", [])
     assert o.boots == 2 and run.ok()
 
 
 def test_two_lost_guests_end_the_run_as_an_error(tmp_path):
     o = make(tmp_path, [False, False, True])
-    run = o.run({"command": "true", "command_name": "command"}, [], "debian:sid", [])
+    run = o.run(Plan(command="true"), [], "debian:sid", [])
     assert o.boots == 2 and not run.ok()
     assert "boot 2: kernel panic" in run.tests[0].message
 
 
 def test_a_command_that_ran_is_not_repeated(tmp_path):
     o = make(tmp_path, [True, True])
-    o.run({"command": "true", "command_name": "command"}, [], "debian:sid", [])
+    o.run(Plan(command="true"), [], "debian:sid", [])
     assert o.boots == 1

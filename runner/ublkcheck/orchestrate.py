@@ -3,8 +3,6 @@ the agent's events, and turn panics, hangs and kernel reports into FAILs with ev
 After a dead guest, boot a fresh one for the tests that remain."""
 from __future__ import annotations
 
-import json
-import re
 import shutil
 import socket
 import sys
@@ -18,9 +16,10 @@ from .discover import PlannedTest
 from .kernel import Kernel
 from .model import REPORT_LINE_PREFIX, Report, RunResult, TestResult
 from .scan import FATAL_KINDS, header_kind, scan_lines, strip_prefix
+from .guest import protocol
+from .guest.protocol import Plan
 
 AGENT = Path(__file__).parent / "guest" / "agent.py"
-_MARK = re.compile(r"ublkcheck: (START|END) (\S+)")
 
 
 @dataclass
@@ -108,7 +107,7 @@ class Orchestrator:
         shutil.rmtree(self.share, ignore_errors=True)
         self.share.mkdir(parents=True)
         (outdir / "console.log").unlink(missing_ok=True)
-        self.events_path = self.share / "events.jsonl"
+        self.events_path = self.share / protocol.EVENTS_FILE
         self.console = outdir / "console.log"
         self.results: dict[str, dict] = {}
         self.boot_seconds: float | None = None
@@ -120,25 +119,13 @@ class Orchestrator:
 
     # --- events from the agent ---
     def _read_events(self, pos: int) -> tuple[int, list[dict]]:
-        if not self.events_path.exists():
-            return pos, []
-        with open(self.events_path) as f:
-            f.seek(pos)
-            data = f.read()
-        if not data.endswith("\n"):
-            data = data[: data.rfind("\n") + 1]
-        evs = [json.loads(l) for l in data.splitlines() if l.strip()]
-        return pos + len(data.encode()), evs
+        return protocol.read_events(self.events_path, pos)
 
-    def _append_event(self, ev: dict) -> None:
-        with open(self.events_path, "a") as f:
-            f.write(json.dumps(ev) + "\n")
-
-    def _write_plan(self, plan: dict) -> None:
-        (self.share / "plan.json").write_text(json.dumps(plan, indent=1))
+    def _write_plan(self, plan: Plan) -> None:
+        (self.share / protocol.PLAN_FILE).write_text(plan.dumps())
 
     # --- one guest ---
-    def _boot(self, plan: dict, expected: list[str], progress: Progress | None) -> str:
+    def _boot(self, plan: Plan, expected: list[str], progress: Progress | None) -> str:
         """Runs one guest until it ends; returns why it ended."""
         self.boots += 1
         boot = Boot()
@@ -153,9 +140,9 @@ class Orchestrator:
                 boot.kvm_error = True
             if not self.quiet and progress is None:
                 print(text, flush=True)
-            m = _MARK.search(text)
+            m = protocol.marker(text)
             if m:
-                current["name"] = m.group(2) if m.group(1) == "START" else None
+                current["name"] = m[1] if m[0] == "START" else None
                 return
             if current["name"] and header_kind(text) in FATAL_KINDS:
                 boot.first_report.setdefault(current["name"], time.monotonic())
@@ -176,7 +163,7 @@ class Orchestrator:
             now = time.monotonic()
             for ev in evs:
                 last_event = now
-                if ev["event"] == "boot":
+                if ev["event"] == protocol.BOOT:
                     agent_up = True
                     if self.boot_seconds is None:
                         self.boot_seconds = round(now - guest.started, 2)
@@ -185,14 +172,14 @@ class Orchestrator:
                         self.features = ev["features"]
                     if ev.get("error"):
                         self.boot_errors.append(ev["error"])
-                elif ev["event"] == "start":
+                elif ev["event"] == protocol.START:
                     started_name = ev["name"]
                     if progress:
                         progress.show(len(self.results), started_name)
-                elif ev["event"] == "result":
+                elif ev["event"] == protocol.RESULT:
                     self.results[ev["name"]] = ev
                     started_name = None
-                elif ev["event"] == "done":
+                elif ev["event"] == protocol.DONE:
                     done_at = now
             stop = stop_reason(GuestState(
                 now=now, started=guest.started, last_activity=max(guest.last_output, last_event),
@@ -217,11 +204,11 @@ class Orchestrator:
         rc = guest.stop()
         pos, evs = self._read_events(pos)
         for ev in evs:
-            if ev["event"] == "result":
+            if ev["event"] == protocol.RESULT:
                 self.results[ev["name"]] = ev
                 if ev["name"] == started_name:
                     started_name = None
-            elif ev["event"] == "start":
+            elif ev["event"] == protocol.START:
                 started_name = ev["name"]
         self.all_lines += [(self.boots, l) for l in boot.lines]
         panicked = any("Kernel panic - not syncing" in l for l in boot.lines)
@@ -229,20 +216,19 @@ class Orchestrator:
             why = "kernel panic"
         if started_name and started_name not in self.results:
             evidence = self._evidence(boot.lines, started_name)
-            ev = {"event": "result", "name": started_name, "status": "fail", "duration": 0.0,
-                  "message": f"guest lost during the test ({why})\n{evidence}", "skip_reason": "",
-                  "properties": {"guest_end": why}}
+            ev = protocol.result_event(started_name, "fail", 0.0, f"guest lost during the test ({why})\n{evidence}",
+                                       properties={"guest_end": why})
             self.results[started_name] = ev
-            self._append_event(ev)
+            protocol.append_event(self.events_path, ev)
         if not agent_up:
             self.boot_errors.append(f"boot {self.boots}: {why} (qemu exit {rc})")
         return why
 
-    def _idle_limit(self, plan: dict, name: str | None) -> float:
+    def _idle_limit(self, plan: Plan, name: str | None) -> float:
         """How long the running test may stay silent: --hang-timeout, or for a selftest
         script (which prints nothing until it ends) its own timeout, after which the agent
         kills it and says so."""
-        t = next((t for t in plan.get("tests") or [] if t["name"] == name), None)
+        t = next((t for t in plan.tests if t["name"] == name), None)
         if t and t.get("kind") == "script":
             return max(self.limits.hang_timeout, t.get("timeout", 0) + 30)
         return self.limits.hang_timeout
@@ -253,7 +239,7 @@ class Orchestrator:
         blocked tasks (sysrq w) if they were dumped; not the long all-task dump."""
         start = 0
         for i, l in enumerate(lines):
-            if f"ublkcheck: START {name}" in l:
+            if protocol.start_marker(name) in l:
                 start = i
         tail = lines[start:]
         blocked = next((i for i, l in enumerate(tail) if "sysrq: Show Blocked State" in l), None)
@@ -265,7 +251,7 @@ class Orchestrator:
         return "\n".join(strip_prefix(l) for l in before + ["..."] + dump)
 
     # --- whole runs ---
-    def run(self, plan: dict, tests: list[PlannedTest], spec: str, patches: list[str]) -> RunResult:
+    def run(self, plan: Plan, tests: list[PlannedTest], spec: str, patches: list[str]) -> RunResult:
         self._t0 = time.monotonic()
         started = datetime.now(timezone.utc).isoformat(timespec="seconds")
         names = [t.name for t in tests]
@@ -287,7 +273,7 @@ class Orchestrator:
                 self.boot_errors.clear()
                 continue
             remaining = [n for n in names if n not in self.results]
-            if plan.get("command") is not None:
+            if plan.command is not None:
                 # A guest lost before its agent started ran nothing (seen once: an int3
                 # oops in sched_clock_cpu at 2 s under TCG): boot once more. The first
                 # boot's console and report stay in the results.
@@ -312,7 +298,7 @@ class Orchestrator:
                         features=self.features, host=socket.gethostname(), accel=self.cfg.accel,
                         boot_seconds=self.boot_seconds, boots=self.boots, started=started,
                         duration_s=round(time.monotonic() - self._t0, 1), patches=patches)
-        order = [t.name for t in tests] or [plan.get("command_name")]
+        order = [t.name for t in tests] or [plan.command_name]
         suites = {t.name: t.suite for t in tests}
         for name in order:
             ev = self.results.get(name)
@@ -329,13 +315,7 @@ class Orchestrator:
         # Scan each boot's console; a report belongs to the test whose START precedes it.
         for b in range(1, self.boots + 1):
             lines = [l for (bb, l) in self.all_lines if bb == b]
-            owner: list[str | None] = []
-            cur = None
-            for l in lines:
-                m = _MARK.search(l)
-                if m:
-                    cur = m.group(2) if m.group(1) == "START" else None
-                owner.append(cur)
+            owner = protocol.owners(lines)
             for r in scan_lines(lines):
                 r.test = owner[r.line] if r.line < len(owner) else None
                 run.reports.append(r)

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import UserError
+from .guest.protocol import Plan
 from .paths import REPO
 
 
@@ -169,14 +170,12 @@ def execute(req: RunRequest, command: list[str] | None = None, label: str | None
         env["UBLKCHECK_STRESS_SECONDS"] = str(req.stress_seconds)
     if module:
         env["UBLKCHECK_PATCHED_MODULE"] = str(module)
-    plan = {"cwd": os.getcwd(), "module": str(module) if module else None,
-            "fixture": str(Path(req.build) / "fixtures" / "ublk-fixture"), "env": env,
-            "coverage": req.coverage}
+    plan = Plan(cwd=os.getcwd(), module=str(module) if module else None,
+                fixture=str(Path(req.build) / "fixtures" / "ublk-fixture"), env=env, coverage=req.coverage)
     patches = [str(p) for p in req.patch]
     if command:
         tests = []
-        plan["command"] = shlex.join(command) if len(command) > 1 else command[0]
-        plan["command_name"] = "command"
+        plan.command = shlex.join(command) if len(command) > 1 else command[0]
     else:
         tests = select(plan_suites(Path(req.build), req.suite, dk, kernel), list(req.filter), list(req.exclude))
         if choose:
@@ -190,8 +189,7 @@ def execute(req: RunRequest, command: list[str] | None = None, label: str | None
                 run = empty_run(out.name, spec, kernel.release, req.shard, patches)
                 write_all(run, out)
                 return run, out
-        plan["tests"] = [t.to_dict() for t in tests]
-        plan["command"] = None
+        plan.tests = [t.to_dict() for t in tests]
     # Not on a terminal nobody sees a progress line: say what happens before the first test.
     print(f"ublkcheck: booting {kernel.release} ({accel}, -smp {req.smp}, -m {req.mem}) for "
           f"{len(tests) if not command else 'a guest command'}{' tests' if not command else ''}; "

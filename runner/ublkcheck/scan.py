@@ -9,6 +9,7 @@ import re
 import sys
 from pathlib import Path
 
+from .guest.protocol import is_marker
 from .model import Report
 
 # Host timestamp our runner prefixes, then the kernel's printk time, then an optional level.
@@ -69,7 +70,6 @@ _FRAME = re.compile(r"^\s*(?:\?\s+)?([A-Za-z_][\w.]*)\+0x[0-9a-f]+/0x[0-9a-f]+")
 _RIP = re.compile(r"^RIP: \d+:([A-Za-z_][\w.]*)\+0x")
 # Lines that end a report: the next prompt-ish or the end marker of the trace.
 _END = re.compile(r"^(---\[ end trace|---\[ end Kernel panic)")
-_MARKER = re.compile(r"^ublkcheck: (START|END) ")
 
 
 def strip_prefix(line: str) -> str:
@@ -91,7 +91,7 @@ def _generic(name: str) -> bool:
 def header_kind(line: str) -> str | None:
     """Cheap check that a report starts on this console line."""
     text = strip_prefix(line)
-    if not text or text.startswith("+ ") or _MARKER.match(text):
+    if not text or text.startswith("+ ") or is_marker(text):
         return None
     for kind, rx, _, _ in RULES:
         if rx.match(text):
@@ -170,7 +170,7 @@ def _scan(lines: list[str]) -> list[Report]:
                 break
             if k2 == "oops" and kind not in ("null-deref", "paging", "bug", "gpf"):
                 break
-            if _MARKER.match(t):
+            if is_marker(t):
                 break
             j += 1
         body = lines[i:j]

@@ -11,7 +11,9 @@ import tempfile
 import sys
 import time
 
-SHARE = "/ublkcheck-results"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import protocol  # noqa: E402  (the guest-host protocol, next to this file)
+from protocol import SHARE  # noqa: E402
 GCOV = "/sys/kernel/debug/gcov"
 KSFT_SKIP = 4
 
@@ -26,12 +28,9 @@ def kmsg(text):
         pass
 
 
-def event(**kw):
-    kw["uptime"] = float(open("/proc/uptime").read().split()[0])
-    with open(os.path.join(SHARE, "events.jsonl"), "a") as f:
-        f.write(json.dumps(kw) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+def event(ev):
+    ev["uptime"] = float(open("/proc/uptime").read().split()[0])
+    protocol.append_event(os.path.join(SHARE, protocol.EVENTS_FILE), ev, sync=True)
 
 
 def sh(cmd, timeout=60):
@@ -39,7 +38,7 @@ def sh(cmd, timeout=60):
 
 
 def load_driver(plan):
-    mod = plan.get("module")
+    mod = plan.module
     if mod:
         sh("modprobe -r ublk_drv")
         r = sh(f"insmod {mod}")
@@ -57,7 +56,7 @@ def load_driver(plan):
 
 
 def features(plan):
-    fx = plan.get("fixture")
+    fx = plan.fixture
     if not fx or not os.path.exists(fx):
         return None
     r = sh(f"{fx} features --json")
@@ -111,7 +110,7 @@ def safe_name(name):
 
 def coverage_setup(plan):
     """--coverage: debugfs holds the instrumented ublk_drv's gcov counters."""
-    if not plan.get("coverage"):
+    if not plan.coverage:
         return ""
     if not os.path.isdir(GCOV):
         sh("mount -t debugfs none /sys/kernel/debug")
@@ -122,7 +121,7 @@ def coverage_setup(plan):
 
 def coverage_reset(plan):
     # Any write zeroes every counter: each test's .gcda then holds that test alone.
-    if plan.get("coverage"):
+    if plan.coverage:
         with open(os.path.join(GCOV, "reset"), "w") as f:
             f.write("1")
 
@@ -130,7 +129,7 @@ def coverage_reset(plan):
 def coverage_save(name, plan):
     """Copy ublk_drv's counters after a test (the file lives under the build path of the
     module, mirrored in debugfs; it stays after an unload, gcov_persist)."""
-    if not plan.get("coverage"):
+    if not plan.coverage:
         return None
     for root, _dirs, files in os.walk(GCOV):
         if "ublk_drv.gcda" in files:
@@ -151,7 +150,7 @@ def run_script(t, plan):
     tmp = tempfile.mkdtemp(prefix="ksft-", dir="/tmp")
     here = os.path.dirname(t["binary"])
     p = subprocess.Popen(["bash", t["binary"]], cwd=here,
-                         env=dict(os.environ, TMPDIR=tmp, **plan.get("env", {})), stdout=subprocess.PIPE,
+                         env=dict(os.environ, TMPDIR=tmp, **plan.env), stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         out, _ = p.communicate(timeout=t.get("timeout", 180))
@@ -218,32 +217,31 @@ def save_server_logs(art, src=SERVER_LOGS):
 def run_test(t, plan):
     name = t["name"]
     if t.get("kind") == "script":
-        event(event="start", name=name)
+        event(protocol.start_event(name))
         coverage_reset(plan)
-        kmsg(f"START {name}")
+        kmsg(protocol.start_marker(name))
         t0 = time.time()
         rc, output = run_script(t, plan)
         dur = time.time() - t0
         status, msg, skip = script_result(rc, output, t["binary"])
-        kmsg(f"END {name} {status}")
+        kmsg(protocol.end_marker(name, status))
         props = {"exit_code": rc}
         if coverage_save(name, plan):
             props["coverage"] = True
-        event(event="result", name=name, status=status, duration=dur, message=msg[-8000:],
-              skip_reason=skip, properties=props)
+        event(protocol.result_event(name, status, dur, msg[-8000:], skip, props))
         return
     out_json = os.path.join(SHARE, "gtest", safe_name(name) + ".json")
     art = os.path.join(SHARE, "artifacts", safe_name(name))
     os.makedirs(os.path.dirname(out_json), exist_ok=True)
     os.makedirs(art, exist_ok=True)
-    env = dict(os.environ, UBLKCHECK_ARTIFACTS=art, **plan.get("env", {}))
+    env = dict(os.environ, UBLKCHECK_ARTIFACTS=art, **plan.env)
     cmd = [t["binary"], f"--gtest_filter={t['filter']}", f"--gtest_output=json:{out_json}"]
-    event(event="start", name=name)
+    event(protocol.start_event(name))
     coverage_reset(plan)
-    kmsg(f"START {name}")
+    kmsg(protocol.start_marker(name))
     t0 = time.time()
     try:
-        p = subprocess.run(cmd, cwd=plan["cwd"], env=env, capture_output=True, text=True,
+        p = subprocess.run(cmd, cwd=plan.cwd, env=env, capture_output=True, text=True,
                            timeout=t.get("timeout", 900))
         rc, output = p.returncode, (p.stdout + p.stderr)
     except subprocess.TimeoutExpired as e:
@@ -260,47 +258,43 @@ def run_test(t, plan):
             skip = skip_message(output)
         if status == "pass" and rc != 0:
             status, msg = "fail", f"exit {rc} after passing assertions\n{output[-4000:]}"
-    kmsg(f"END {name} {status}")
+    kmsg(protocol.end_marker(name, status))
     save_server_logs(art)
     if coverage_save(name, plan):
         props = dict(props, coverage=True)
-    event(event="result", name=name, status=status, duration=dur, message=msg[-8000:],
-          skip_reason=skip, properties=props)
+    event(protocol.result_event(name, status, dur, msg[-8000:], skip, props))
 
 
 def run_command(plan):
-    name = plan["command_name"]
-    event(event="start", name=name)
-    kmsg(f"START {name}")
+    name = plan.command_name
+    event(protocol.start_event(name))
+    kmsg(protocol.start_marker(name))
     t0 = time.time()
-    p = subprocess.run(plan["command"], shell=True, cwd=plan["cwd"])
+    p = subprocess.run(plan.command, shell=True, cwd=plan.cwd)
     status = "pass" if p.returncode == 0 else "fail"
-    kmsg(f"END {name} {status}")
-    event(event="result", name=name, status=status, duration=time.time() - t0,
-          message="" if p.returncode == 0 else f"exit {p.returncode}", skip_reason="",
-          properties={"exit_code": p.returncode})
+    kmsg(protocol.end_marker(name, status))
+    event(protocol.result_event(name, status, time.time() - t0,
+                                "" if p.returncode == 0 else f"exit {p.returncode}",
+                                properties={"exit_code": p.returncode}))
 
 
 def main():
-    plan = json.load(open(sys.argv[1]))
+    plan = protocol.Plan.loads(open(sys.argv[1]).read())
     err = load_driver(plan) or coverage_setup(plan)
-    event(event="boot", release=os.uname().release, features=None if err else features(plan),
-          error=err)
-    done = set()
+    event(protocol.boot_event(os.uname().release, None if err else features(plan), err))
+    # A guest booted again after a lost one skips what the earlier guests finished.
     try:
-        for line in open(os.path.join(SHARE, "events.jsonl")):
-            e = json.loads(line)
-            if e.get("event") == "result":
-                done.add(e["name"])
-    except (OSError, ValueError):
-        pass
-    if plan.get("command") is not None:
+        _, earlier = protocol.read_events(os.path.join(SHARE, protocol.EVENTS_FILE))
+    except ValueError:
+        earlier = []
+    done = {e["name"] for e in earlier if e.get("event") == protocol.RESULT}
+    if plan.command is not None:
         run_command(plan)
     else:
-        for t in plan["tests"]:
+        for t in plan.tests:
             if t["name"] not in done:
                 run_test(t, plan)
-    event(event="done")
+    event(protocol.done_event())
 
 
 if __name__ == "__main__":

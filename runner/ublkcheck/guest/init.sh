@@ -40,6 +40,7 @@ else
   cp /mnt/up/udevadm /newroot/usr/bin/udevadm
 fi
 echo "ublkcheck-init: agent start up $(cut -d' ' -f1 /proc/uptime)"
+# The plan's name and the share's mount point are guest/protocol.py's PLAN_FILE and SHARE.
 chroot /newroot /usr/bin/python3 "$AGENT" /ublkcheck-results/plan.json
 echo "ublkcheck-init: agent exited $?"
 sync
