@@ -30,14 +30,43 @@ class Limits:
     boot_timeout: float = 90.0    # qemu start -> agent running
 
 
+KVM_INTERNAL_ERROR = "KVM internal error"
+
+
 @dataclass
 class Boot:
+    """What one guest showed so far: its console, and the agent's events."""
     lines: list[str] = field(default_factory=list)
     first_report: dict = field(default_factory=dict)  # test -> monotonic time of its first report
     kvm_error: bool = False  # qemu said "KVM internal error": it paused the VM, nothing will exit
+    console_test: str | None = None  # the test the latest console line belongs to
+    agent_up: bool = False
+    done_at: float | None = None     # the agent said it finished
+    running_test: str | None = None  # started (its START event) and no result yet
+    last_event: float = 0.0
 
+    def on_console(self, text: str, now: float) -> None:
+        self.lines.append(text)
+        if KVM_INTERNAL_ERROR in text:
+            self.kvm_error = True
+        m = protocol.marker(text)
+        if m:
+            self.console_test = m[1] if m[0] == "START" else None
+        elif self.console_test and header_kind(text) in FATAL_KINDS:
+            # The grace clock of the test starts at its first report that kills a task.
+            self.first_report.setdefault(self.console_test, now)
 
-KVM_INTERNAL_ERROR = "KVM internal error"
+    def on_event(self, ev: dict, now: float) -> None:
+        self.last_event = now
+        kind = ev["event"]
+        if kind == protocol.BOOT:
+            self.agent_up = True
+        elif kind == protocol.START:
+            self.running_test = ev["name"]
+        elif kind == protocol.RESULT and ev["name"] == self.running_test:
+            self.running_test = None
+        elif kind == protocol.DONE:
+            self.done_at = now
 
 
 @dataclass
@@ -128,101 +157,93 @@ class Orchestrator:
     def _boot(self, plan: Plan, expected: list[str], progress: Progress | None) -> str:
         """Runs one guest until it ends; returns why it ended."""
         self.boots += 1
-        boot = Boot()
+        boot = Boot(last_event=time.monotonic())
+        guest = self._start_guest(boot, progress)
+        pos = self.events_path.stat().st_size if self.events_path.exists() else 0
+        why = "exited"
+        while True:
+            time.sleep(0.25)
+            pos = self._take_events(boot, pos, guest.started, progress)
+            why = stop_reason(self._state(boot, guest, plan)) or ""
+            if why:
+                break
+        if guest.running() and why != "done" and not boot.kvm_error:  # a paused VM dumps nothing
+            self._dump_tasks(guest)
+        rc = guest.stop()
+        self._take_events(boot, pos, guest.started, None)
+        self.all_lines += [(self.boots, l) for l in boot.lines]
+        if any("Kernel panic - not syncing" in l for l in boot.lines):
+            why = "kernel panic"
+        if boot.running_test and boot.running_test not in self.results:
+            self._record_lost(boot, why)
+        if not boot.agent_up:
+            self.boot_errors.append(f"boot {self.boots}: {why} (qemu exit {rc})")
+        return why
+
+    def _start_guest(self, boot: Boot, progress: Progress | None) -> vm.Guest:
         monitor = self.out / f"monitor-{self.boots}.sock"
-        initrd = initramfs.build(self.kernel)
-        argv = vm.command_line(self.kernel, initrd, self.share, self.cfg, monitor, AGENT)
-        current: dict = {"name": None, "since": 0.0}
+        argv = vm.command_line(self.kernel, initramfs.build(self.kernel), self.share, self.cfg, monitor, AGENT)
 
         def on_line(idx: int, text: str) -> None:
-            boot.lines.append(text)
-            if KVM_INTERNAL_ERROR in text:
-                boot.kvm_error = True
             if not self.quiet and progress is None:
                 print(text, flush=True)
-            m = protocol.marker(text)
-            if m:
-                current["name"] = m[1] if m[0] == "START" else None
-                return
-            if current["name"] and header_kind(text) in FATAL_KINDS:
-                boot.first_report.setdefault(current["name"], time.monotonic())
+            boot.on_console(text, time.monotonic())
 
         guest = vm.Guest(argv, self.console, monitor, on_line)
         with open(self.console, "a") as f:
             f.write(f"===== ublkcheck boot {self.boots}: {' '.join(argv)}\n")
         guest.start()
-        pos = self.events_path.stat().st_size if self.events_path.exists() else 0
-        last_event = time.monotonic()
-        agent_up = False
-        done_at = None
-        why = "exited"
-        started_name = None
-        while True:
-            time.sleep(0.25)
-            pos, evs = self._read_events(pos)
-            now = time.monotonic()
-            for ev in evs:
-                last_event = now
-                if ev["event"] == protocol.BOOT:
-                    agent_up = True
-                    if self.boot_seconds is None:
-                        self.boot_seconds = round(now - guest.started, 2)
-                    self.kernel_release = ev.get("release", "")
-                    if ev.get("features") is not None:
-                        self.features = ev["features"]
-                    if ev.get("error"):
-                        self.boot_errors.append(ev["error"])
-                elif ev["event"] == protocol.START:
-                    started_name = ev["name"]
-                    if progress:
-                        progress.show(len(self.results), started_name)
-                elif ev["event"] == protocol.RESULT:
-                    self.results[ev["name"]] = ev
-                    started_name = None
-                elif ev["event"] == protocol.DONE:
-                    done_at = now
-            stop = stop_reason(GuestState(
-                now=now, started=guest.started, last_activity=max(guest.last_output, last_event),
-                agent_up=agent_up, running=guest.running(), done_at=done_at,
-                report_at=boot.first_report.get(started_name) if started_name else None,
-                kvm_error=boot.kvm_error, idle_limit=self._idle_limit(plan, started_name),
-                boot_timeout=self.limits.boot_timeout, grace=self.limits.grace,
-                run_started=self._t0, run_timeout=self.limits.timeout))
-            if stop:
-                why = stop
-                break
-        if guest.running() and why != "done" and not boot.kvm_error:  # a paused VM dumps nothing
-            # Evidence first: blocked tasks and all tasks, then stop the guest. sysrq 7
-            # first: the dumps are KERN_INFO, below the console's loglevel=5, and sysrq
-            # raises the level for its own header line only. The serial console is slow:
-            # give the all-task dump time to drain.
-            guest.sysrq("7")
-            guest.sysrq("w")
-            time.sleep(2)
-            guest.sysrq("t")
-            time.sleep(8)
-        rc = guest.stop()
+        return guest
+
+    def _take_events(self, boot: Boot, pos: int, started: float, progress: Progress | None) -> int:
+        """Reads the agent's new events into the boot and the run; returns the new position."""
         pos, evs = self._read_events(pos)
+        now = time.monotonic()
         for ev in evs:
-            if ev["event"] == protocol.RESULT:
+            boot.on_event(ev, now)
+            if ev["event"] == protocol.BOOT:
+                if self.boot_seconds is None:
+                    self.boot_seconds = round(now - started, 2)
+                self.kernel_release = ev.get("release", "")
+                if ev.get("features") is not None:
+                    self.features = ev["features"]
+                if ev.get("error"):
+                    self.boot_errors.append(ev["error"])
+            elif ev["event"] == protocol.START and progress:
+                progress.show(len(self.results), ev["name"])
+            elif ev["event"] == protocol.RESULT:
                 self.results[ev["name"]] = ev
-                if ev["name"] == started_name:
-                    started_name = None
-            elif ev["event"] == protocol.START:
-                started_name = ev["name"]
-        self.all_lines += [(self.boots, l) for l in boot.lines]
-        panicked = any("Kernel panic - not syncing" in l for l in boot.lines)
-        if panicked:
-            why = "kernel panic"
-        if started_name and started_name not in self.results:
-            evidence = self._evidence(boot.lines, started_name)
-            ev = protocol.result_event(started_name, "fail", 0.0, f"guest lost during the test ({why})\n{evidence}",
-                                       properties={"guest_end": why})
-            self.results[started_name] = ev
-            protocol.append_event(self.events_path, ev)
-        if not agent_up:
-            self.boot_errors.append(f"boot {self.boots}: {why} (qemu exit {rc})")
-        return why
+        return pos
+
+    def _state(self, boot: Boot, guest: vm.Guest, plan: Plan) -> GuestState:
+        t = boot.running_test
+        return GuestState(
+            now=time.monotonic(), started=guest.started, last_activity=max(guest.last_output, boot.last_event),
+            agent_up=boot.agent_up, running=guest.running(), done_at=boot.done_at,
+            report_at=boot.first_report.get(t) if t else None, kvm_error=boot.kvm_error,
+            idle_limit=self._idle_limit(plan, t), boot_timeout=self.limits.boot_timeout,
+            grace=self.limits.grace, run_started=self._t0, run_timeout=self.limits.timeout)
+
+    @staticmethod
+    def _dump_tasks(guest: vm.Guest) -> None:
+        """Evidence before the guest is stopped: blocked tasks, then all tasks. sysrq 7
+        first: the dumps are KERN_INFO, below the console's loglevel=5, and sysrq raises the
+        level for its own header line only. The serial console is slow: the all-task dump
+        gets time to drain."""
+        guest.sysrq("7")
+        guest.sysrq("w")
+        time.sleep(2)
+        guest.sysrq("t")
+        time.sleep(8)
+
+    def _record_lost(self, boot: Boot, why: str) -> None:
+        """The test running when the guest ended fails with the console's evidence."""
+        name = boot.running_test
+        ev = protocol.result_event(name, "fail", 0.0,
+                                   f"guest lost during the test ({why})\n{self._evidence(boot.lines, name)}",
+                                   properties={"guest_end": why})
+        self.results[name] = ev
+        protocol.append_event(self.events_path, ev)
 
     def _idle_limit(self, plan: Plan, name: str | None) -> float:
         """How long the running test may stay silent: --hang-timeout, or for a selftest
