@@ -109,7 +109,7 @@ def test_cpu_cost_per_io_from_proc_stat_deltas():
     c = guest_bench.cpu_cost((100, 50, 1000), (100 + 2 * hz, 50 + 2 * hz, 1500), 1000)
     assert c == {"cpu_us_per_io": 2000.0, "ctxt_per_io": 0.5, "idle_frac": 0.5}
     assert guest_bench.cpu_cost((0, 0, 0), (0, 0, 0), 0) == {"cpu_us_per_io": None, "ctxt_per_io": None,
-                                                              "idle_frac": None}
+                                                             "idle_frac": None}
 
 
 PERF_REPORT = """# Samples: 24K of event 'cpu-clock'

@@ -41,7 +41,8 @@ def test_every_kind_of_change():
     assert [f["test"] for f in d["removed"]] == ["a.T.Removed"]
     sigs = {s["title"]: s for s in d["new_signatures"]}
     assert set(sigs) == {"BUG: kernel NULL pointer dereference in io_uring_cmd_done", UBSAN}
-    assert sigs[UBSAN]["known_issue"] and not sigs["BUG: kernel NULL pointer dereference in io_uring_cmd_done"]["known_issue"]
+    assert sigs[UBSAN]["known_issue"]
+    assert not sigs["BUG: kernel NULL pointer dereference in io_uring_cmd_done"]["known_issue"]
     assert sigs[UBSAN]["tests"] == ["a.T.Known"]
     assert [s["title"] for s in d["gone_signatures"]] == ["WARNING: at ublk_old"]
     # Breaks and Added fail for unknown reasons, and the NULL deref is a new signature;
@@ -50,7 +51,8 @@ def test_every_kind_of_change():
 
 
 def test_signatures_are_deduplicated():
-    r1, r2 = report("WARNING: at ublk_x", "a.T.One", signature="sig"), report("WARNING: at ublk_x", "a.T.Two", signature="sig")
+    r1 = report("WARNING: at ublk_x", "a.T.One", signature="sig")
+    r2 = report("WARNING: at ublk_x", "a.T.Two", signature="sig")
     d = diff_runs(run([]), run([tr("a.T.One", "fail", reports=[r1]), tr("a.T.Two", "fail", reports=[r2])]))
     assert len(d["new_signatures"]) == 1 and d["new_signatures"][0]["tests"] == ["a.T.One", "a.T.Two"]
 

@@ -34,7 +34,7 @@ def test_mirror_from_deb822_skips_security(tmp_path):
 
 def test_mirror_from_one_line_format(tmp_path):
     etc = apt_etc(tmp_path, oneline="# comment\ndeb https://other.invalid/apt cloud main\n"
-                                     "deb [arch=amd64] http://m2.invalid/debian/ trixie main contrib\n")
+                  "deb [arch=amd64] http://m2.invalid/debian/ trixie main contrib\n")
     assert debian_mirror(etc) == "http://m2.invalid/debian"
 
 
@@ -80,8 +80,11 @@ def test_bookworm_is_refused_with_the_reason(tmp_path):
 
 
 def test_resolve_follows_meta_package_to_binary_and_modules(tmp_path):
-    shows = {"linux-image-amd64=7.2.13-1": "Package: linux-image-amd64\nDepends: linux-image-7.2.13+deb14-amd64 (= 7.2.13-1)\n",
-             "linux-image-7.2.13+deb14-amd64": "Depends: linux-binary-7.2.13+deb14-amd64 (= 7.2.13-1), linux-modules-7.2.13+deb14-amd64 (= 7.2.13-1), kmod\n"}
+    shows = {"linux-image-amd64=7.2.13-1":
+             "Package: linux-image-amd64\nDepends: linux-image-7.2.13+deb14-amd64 (= 7.2.13-1)\n",
+             "linux-image-7.2.13+deb14-amd64":
+             "Depends: linux-binary-7.2.13+deb14-amd64 (= 7.2.13-1), "
+             "linux-modules-7.2.13+deb14-amd64 (= 7.2.13-1), kmod\n"}
 
     class FakeApt:
         mirror = "m"

@@ -9,7 +9,8 @@ DATA = Path(__file__).parent / "data"
 ISSUES = [
     {"signature": "UBSAN: array-index-out-of-bounds in io_buffer_register_bvec", "release": "^7\\.2\\.",
      "location": "rsrc\\.c:1070:", "note": "ubsan"},
-    {"test": "recovery.Recovery.SeedLoop*", "release": "^6\\.12\\.", "message": "fio ended", "note": "6.12 EIO under REISSUE"},
+    {"test": "recovery.Recovery.SeedLoop*", "release": "^6\\.12\\.", "message": "fio ended",
+     "note": "6.12 EIO under REISSUE"},
 ]
 
 
@@ -40,7 +41,8 @@ def test_assertion_failure_known_only_by_test_entry():
 
 def test_unknown_report_in_a_known_test_still_fails():
     t = TestResult("recovery.Recovery.SeedLoopTenKillsUnderSequentialRead", "recovery", "fail",
-                   message="kernel report during the test: BUG", reports=[rep("BUG: kernel NULL pointer dereference in x")])
+                   message="kernel report during the test: BUG",
+                   reports=[rep("BUG: kernel NULL pointer dereference in x")])
     assert known.annotate(run_of("6.12.117+deb13-amd64", t), ISSUES) == 0
 
 

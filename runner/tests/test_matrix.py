@@ -106,7 +106,7 @@ def test_matrix_runs_every_kernel_and_records_the_ones_that_fail(tmp_path, monke
     assert cell["status"] == "fail" and cell["titles"] == ["BUG: kernel NULL pointer dereference in io_uring_cmd_done"]
     assert m["tests"]["io.Z.Reg"]["debian:sid"]["known_issue"]
     assert m["tests"]["per_io_daemon.P.A"]["debian:trixie"] == {"status": "skip", "skip_reason": LACKS,
-                                                               "titles": [], "known_issue": ""}
+                                                                "titles": [], "known_issue": ""}
     out = capsys.readouterr()
     assert "debian:experimental: did not run: RuntimeError: qemu exploded" in out.out
     assert "SKIP[1]" in out.out and "continuing with the other kernels" in out.err

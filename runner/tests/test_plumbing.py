@@ -76,12 +76,14 @@ def test_known_issue_keeps_fail_but_not_the_run():
     rep = Report("ubsan", "UBSAN: array-index-out-of-bounds in io_buffer_register_bvec", "s",
                  "UBSAN: array-index-out-of-bounds in io_uring/rsrc.c:1070:12")
     run = RunResult("r", "debian:sid", kernel_release="7.2.13+deb14-amd64",
-                    tests=[TestResult("t", "io", "fail", message="kernel report during the test: UBSAN", reports=[rep])])
+                    tests=[TestResult("t", "io", "fail", message="kernel report during the test: UBSAN",
+                                      reports=[rep])])
     issues = [{"signature": "UBSAN: array-index-out-of-bounds in io_buffer_register_bvec", "release": r"^7\.2\.",
                "location": r"rsrc\.c:1070:", "note": "n"}]
     assert known.annotate(run, issues) == 1
     assert run.tests[0].status == "fail" and run.ok()
-    other = RunResult("r", "x", kernel_release="7.3.0", tests=[TestResult("t", "io", "fail", message="kernel report during the test: UBSAN", reports=[rep])])
+    other = RunResult("r", "x", kernel_release="7.3.0", tests=[TestResult(
+        "t", "io", "fail", message="kernel report during the test: UBSAN", reports=[rep])])
     assert known.annotate(other, issues) == 0 and not other.ok()
 
 

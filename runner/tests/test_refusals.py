@@ -35,13 +35,15 @@ def test_numbers_out_of_range(standins, args, needle):
 
 
 def test_patch_that_does_not_exist(standins):
-    refused(standins, ["run", "--kernel", "debian:sid", "--patch", "/nonexistent.patch"], "--patch /nonexistent.patch: no such file")
+    refused(standins, ["run", "--kernel", "debian:sid", "--patch", "/nonexistent.patch"],
+            "--patch /nonexistent.patch: no such file")
 
 
 def test_patch_that_is_not_a_diff_of_the_driver(standins, tmp_path):
     p = tmp_path / "notes.txt"
     p.write_text("just some words\n")
-    refused(standins, ["run", "--kernel", "debian:sid", "--patch", str(p)], "not a unified diff of drivers/block/ublk_drv.c")
+    refused(standins, ["run", "--kernel", "debian:sid", "--patch", str(p)],
+            "not a unified diff of drivers/block/ublk_drv.c")
 
 
 def test_results_that_is_a_file(standins, tmp_path):
@@ -60,7 +62,8 @@ def test_kernel_tree_that_is_not_a_directory(standins):
 
 
 def test_matrix_checks_every_kernel_before_the_first_runs(standins):
-    refused(standins, ["matrix", "--kernels", "debian:sid,/nonexistent/bzImage"], "--kernel /nonexistent/bzImage: no such file")
+    refused(standins, ["matrix", "--kernels", "debian:sid,/nonexistent/bzImage"],
+            "--kernel /nonexistent/bzImage: no such file")
 
 
 def test_run_dashdash_without_a_command(standins):

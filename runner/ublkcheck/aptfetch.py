@@ -49,7 +49,8 @@ def debian_mirror(etc: Path = Path("/etc/apt")) -> str:
     files = sorted((etc / "sources.list.d").glob("*.sources")) if (etc / "sources.list.d").is_dir() else []
     for f in files:
         found += _deb822_uris(f.read_text(errors="replace"))
-    for f in [etc / "sources.list", *sorted((etc / "sources.list.d").glob("*.list"))] if (etc / "sources.list.d").is_dir() else [etc / "sources.list"]:
+    listed = sorted((etc / "sources.list.d").glob("*.list")) if (etc / "sources.list.d").is_dir() else []
+    for f in [etc / "sources.list", *listed]:
         if f.is_file():
             found += _oneline_uris(f.read_text(errors="replace"))
     debian_suites = {"bookworm", "trixie", "sid", "unstable", "stable", "testing", "bullseye", "forky"}

@@ -112,6 +112,7 @@ def parse_info(text: str, source: str = SOURCE) -> dict:
         elif on and ":" in line and line.split(":", 1)[0] in tot:
             k, v = line.split(":", 1)
             tot[k] += int(v)
+
     def part(hit, total):
         return {"hit": tot[hit], "total": tot[total],
                 "percent": round(100.0 * tot[hit] / tot[total], 1) if tot[total] else 0.0}

@@ -41,7 +41,7 @@ def diff_runs(old: RunResult, new: RunResult) -> dict:
     o = {t.name: t for t in old.tests}
     n = {t.name: t for t in new.tests}
     d: dict[str, list] = {k: [] for k in ("new_failures", "fixed", "newly_skipped", "no_longer_skipped",
-                                           "added", "removed", "new_signatures", "gone_signatures")}
+                                          "added", "removed", "new_signatures", "gone_signatures")}
     for name in sorted(set(o) | set(n)):
         ot, nt = o.get(name), n.get(name)
         was = ot.status if ot else "absent"
@@ -109,17 +109,20 @@ def format_diff(d: dict) -> str:
     for k in d["kernels"]:
         c = k["changes"]
         name = k["new"] if k["old"] == k["new"] else f"{k['old']} -> {k['new']}"
-        rel = k["new_release"] if k["old_release"] == k["new_release"] else f"{k['old_release'] or '?'} -> {k['new_release']}"
+        rel = (k["new_release"] if k["old_release"] == k["new_release"]
+               else f"{k['old_release'] or '?'} -> {k['new_release']}")
         lines.append(f"{name} ({rel})")
         sections = [
-            ("new failures", [f"{_mark(f['new'], f['known_issue']):6s} {f['test']}  (was {f['old']})  {f['detail'][:100]}"
+            ("new failures", [f"{_mark(f['new'], f['known_issue']):6s} {f['test']}  (was {f['old']})  "
+                              f"{f['detail'][:100]}"
                               + (f"\n           known issue: {f['known_issue']}" if f["known_issue"] else "")
                               for f in c["new_failures"]]),
             ("new kernel reports", [f"{s['title']}  in {', '.join(s['tests']) or 'no test'}"
                                     + ("  (known issue)" if s["known_issue"] else "") for s in c["new_signatures"]]),
             ("fixed", [f"PASS   {f['test']}  (was {f['old']})" for f in c["fixed"]]),
             ("kernel reports gone", [s["title"] for s in c["gone_signatures"]]),
-            ("newly skipped", [f"SKIP   {f['test']}  (was {f['old']})  {f['reason'][:100]}" for f in c["newly_skipped"]]),
+            ("newly skipped", [f"SKIP   {f['test']}  (was {f['old']})  {f['reason'][:100]}"
+                               for f in c["newly_skipped"]]),
             ("no longer skipped", [f"{_mark(f['new']):6s} {f['test']}" for f in c["no_longer_skipped"]]),
             ("added", [f"{_mark(f['new'], f['known_issue']):6s} {f['test']}" for f in c["added"]]),
             ("removed", [f"{_mark(f['old']):6s} {f['test']}" for f in c["removed"]]),
@@ -137,7 +140,7 @@ def format_diff(d: dict) -> str:
     if d["kernels_removed"]:
         lines.append(f"kernels only in OLD: {', '.join(d['kernels_removed'])}")
     lines.append(f"{d['regressions']} regression(s)" + (" (new failures or kernel reports not explained by "
-                                                          "ci/known-issues.json)" if d["regressions"] else ""))
+                                                        "ci/known-issues.json)" if d["regressions"] else ""))
     return "\n".join(lines)
 
 

@@ -64,7 +64,8 @@ def matrix_table(runs: list[RunResult], errors: dict[str, str] | None = None, al
     rels = [r.kernel_release or "?" for r in runs]
     shown = g.tests if all_rows else g.problem_tests()
     w0 = max([len(n) for n in shown] + [len("TEST")])
-    ws = [max([len(h), len(rl)] + [len(g.rows[n][i].label) for n in shown]) for i, (h, rl) in enumerate(zip(heads, rels))]
+    ws = [max([len(h), len(rl)] + [len(g.rows[n][i].label) for n in shown])
+          for i, (h, rl) in enumerate(zip(heads, rels))]
 
     def line(first, cols):
         return "  ".join([first.ljust(w0)] + [c.ljust(w) for c, w in zip(cols, ws)]).rstrip()

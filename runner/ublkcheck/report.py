@@ -24,7 +24,8 @@ body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#1b1f24;max-width:1600
 h1{font-size:22px;margin:0 0 4px} h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #d0d7de}
 h3{font-size:15px;margin:18px 0 6px} .verdict{font-weight:600;padding:2px 8px;border-radius:4px;color:#fff}
 .ok{background:#1a7f37} .bad{background:#cf222e}
-table{border-collapse:collapse;margin:6px 0} th,td{border:1px solid #d0d7de;padding:3px 8px;text-align:left;vertical-align:top}
+table{border-collapse:collapse;margin:6px 0}
+th,td{border:1px solid #d0d7de;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f6f8fa} td.num{text-align:right;font-variant-numeric:tabular-nums}
 table.grid td.name{font-family:ui-monospace,monospace;font-size:12px;word-break:break-all;max-width:720px}
 table.grid td.c{text-align:center;font-family:ui-monospace,monospace;font-size:12px;white-space:nowrap}
@@ -226,7 +227,8 @@ def _charts(p: Page) -> list[str]:
     if not rows:
         out.append("<p class='muted'>No charts (share/artifacts/*/*.svg) in these runs.</p>")
     for (test, name), figs in sorted(rows.items()):
-        out.append(f"<h3><code>{escape(test)}</code> <span class='muted'>{escape(name)}</span></h3><div class='charts'>")
+        out.append(f"<h3><code>{escape(test)}</code> <span class='muted'>{escape(name)}</span></h3>"
+                   "<div class='charts'>")
         for spec, f in figs:
             size = f.stat().st_size
             if size > MAX_SVG:
@@ -328,7 +330,7 @@ def add_parser(sub) -> None:
                                    "directory or a matrix directory, or print a markdown summary.",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR", help="run dir (results.json) or matrix dir (matrix.json or "
-                                                       "subdirectories with results.json)")
+                   "subdirectories with results.json)")
     p.add_argument("--out", metavar="FILE", help="HTML file to write (default RUN_DIR/report.html)")
     p.add_argument("--markdown", action="store_true", help="print a markdown summary (for a CI job summary) instead")
     p.set_defaults(func=cmd_report)

@@ -56,7 +56,8 @@ def write_junit(run: RunResult, path: Path) -> None:
             if t.status == "skip":
                 ET.SubElement(c, "skipped", message=t.skip_reason or "skipped")
             elif t.status == "fail":
-                f = ET.SubElement(c, "failure", message=(titles or t.message.splitlines()[0] if (titles or t.message) else "failed")[:500],
+                first = titles or t.message.splitlines()[0] if (titles or t.message) else "failed"
+                f = ET.SubElement(c, "failure", message=first[:500],
                                   type="kernel-report" if t.reports else "assertion")
                 f.text = t.message
             elif t.status == "error":

@@ -19,7 +19,8 @@ _PREFIX = re.compile(r"^(?:\[\s*\d+\.\d+\]\s)?(?:\[\s*\d+\.\d+\]\s?)?(?:\[\s*[CT
 RULES: list[tuple[str, re.Pattern, str, bool]] = [
     ("null-deref", re.compile(r"^BUG: kernel NULL pointer dereference"), "BUG: kernel NULL pointer dereference", True),
     ("paging", re.compile(r"^BUG: unable to handle page fault"), "BUG: unable to handle page fault", True),
-    ("paging", re.compile(r"^BUG: unable to handle kernel paging request"), "BUG: unable to handle kernel paging request", True),
+    ("paging", re.compile(r"^BUG: unable to handle kernel paging request"),
+     "BUG: unable to handle kernel paging request", True),
     ("gpf", re.compile(r"^(?:Oops: )?general protection fault"), "general protection fault", True),
     ("bug", re.compile(r"^kernel BUG at \S+!?$"), "kernel BUG", True),
     # "WARNING: CPU: 1 PID: 2 at file.c:10 f+0x1/0x2" (<= 6.x) and, newer,
@@ -34,7 +35,8 @@ RULES: list[tuple[str, re.Pattern, str, bool]] = [
     ("lockdep", re.compile(r"^WARNING: possible recursive locking detected"), "possible deadlock", True),
     ("lockdep", re.compile(r"^WARNING: inconsistent lock state"), "inconsistent lock state", True),
     ("lockdep", re.compile(r"^WARNING: suspicious RCU usage"), "suspicious RCU usage", True),
-    ("atomic-sleep", re.compile(r"^BUG: sleeping function called from invalid context"), "BUG: sleeping function called from invalid context", True),
+    ("atomic-sleep", re.compile(r"^BUG: sleeping function called from invalid context"),
+     "BUG: sleeping function called from invalid context", True),
     ("atomic-sleep", re.compile(r"^BUG: scheduling while atomic"), "BUG: scheduling while atomic", True),
     ("list-corruption", re.compile(r"^(list_add|list_del) corruption"), "{0} corruption", True),
     ("refcount", re.compile(r"^refcount_t: (\w[\w ;-]*)"), "refcount bug", True),
@@ -44,7 +46,8 @@ RULES: list[tuple[str, re.Pattern, str, bool]] = [
     ("panic", re.compile(r"^Kernel panic - not syncing: (.*?)\s*\]?$"), "Kernel panic - not syncing: {0}", False),
     ("oops", re.compile(r"^Oops: "), "Oops", True),
     ("server-segfault", re.compile(r"^(ublk-fixture|ublkcheck-[\w-]+)\[\d+\]: segfault at"), "{0} segfault", False),
-    ("server-segfault", re.compile(r"^traps: (ublk-fixture|ublkcheck-[\w-]+)\[\d+\] general protection"), "{0} general protection fault", False),
+    ("server-segfault", re.compile(r"^traps: (ublk-fixture|ublkcheck-[\w-]+)\[\d+\] general protection"),
+     "{0} general protection fault", False),
 ]
 
 # Reports after which the task that hit them is killed, so the test may never finish: the

@@ -17,7 +17,6 @@ from .errors import UserError
 from .model import REPORT_LINE_PREFIX
 
 
-
 def mutants(names: list[str]) -> list[dict]:
     out = []
     for meta in sorted(MUTANTS.glob("*.json")):
@@ -122,8 +121,8 @@ def zoo(req: RunRequest, mutant_names: list[str], all_tests: bool, use_affected:
         print(f"{'CAUGHT' if caught else 'MISSED':6s}  {m['name']:36s} {took:6.0f}s  {how[:100]}", flush=True)
         if ignored:
             print(f"        not counted (no ublk in the report): {'; '.join(ignored)[:150]}", flush=True)
-    summary = {"kernel": req.kernel, "suite": req.suite, "stock": {"tests": len(control.tests), "failed": sorted(stock_failed)},
-               "mutants": rows}
+    summary = {"kernel": req.kernel, "suite": req.suite,
+               "stock": {"tests": len(control.tests), "failed": sorted(stock_failed)}, "mutants": rows}
     (top / "zoo.json").write_text(json.dumps(summary, indent=2) + "\n")
     missed = [r["mutant"] for r in rows if not r["caught"]]
     print(f"{len(rows) - len(missed)}/{len(rows)} mutants caught; matrix in {top / 'zoo.json'}")

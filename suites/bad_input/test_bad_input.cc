@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -12,7 +13,6 @@
 #include <functional>
 #include <thread>
 #include <vector>
-#include <sys/stat.h>
 
 #include "data.h"
 #include "device.h"
@@ -53,8 +53,8 @@ class AddDev : public testing::TestWithParam<AddCase> {};
 TEST_P(AddDev, RefusedWithErrno) {
   const AddCase& tc = GetParam();
   if (tc.needs && !(kernel_features() & tc.needs))
-    GTEST_SKIP() << "the rule arrived with " << ublk::feature_names(tc.needs)[0]
-                 << ", which kernel " << kernel_release() << " lacks";
+    GTEST_SKIP() << "the rule arrived with " << ublk::feature_names(tc.needs)[0] << ", which kernel "
+                 << kernel_release() << " lacks";
   Control c;
   ublksrv_ctrl_dev_info info = good_info();
   if (!c.legacy()) info.flags |= UBLK_F_CMD_IOCTL_ENCODE;
@@ -80,16 +80,14 @@ INSTANTIATE_TEST_SUITE_P(
         AddCase{"null_buffer", [](auto& c, auto&) { c.addr = 0; }, -EINVAL},
         AddCase{"queue_id_not_minus_one", [](auto& c, auto&) { c.queue_id = 0; }, -EINVAL},
         // The recovery-flag checks came with UBLK_F_USER_RECOVERY_FAIL_IO (6.12 accepts these).
-        AddCase{"reissue_without_recovery",
-                [](auto&, auto& i) { i.flags |= UBLK_F_USER_RECOVERY_REISSUE; }, -EINVAL,
-                UBLK_F_USER_RECOVERY_FAIL_IO},
-        AddCase{"fail_io_without_recovery",
-                [](auto&, auto& i) { i.flags |= UBLK_F_USER_RECOVERY_FAIL_IO; }, -EINVAL,
-                UBLK_F_USER_RECOVERY_FAIL_IO},
+        AddCase{"reissue_without_recovery", [](auto&, auto& i) { i.flags |= UBLK_F_USER_RECOVERY_REISSUE; },
+                -EINVAL, UBLK_F_USER_RECOVERY_FAIL_IO},
+        AddCase{"fail_io_without_recovery", [](auto&, auto& i) { i.flags |= UBLK_F_USER_RECOVERY_FAIL_IO; },
+                -EINVAL, UBLK_F_USER_RECOVERY_FAIL_IO},
         AddCase{"reissue_and_fail_io",
                 [](auto&, auto& i) {
-                  i.flags |= UBLK_F_USER_RECOVERY | UBLK_F_USER_RECOVERY_REISSUE |
-                             UBLK_F_USER_RECOVERY_FAIL_IO;
+                  i.flags |=
+                      UBLK_F_USER_RECOVERY | UBLK_F_USER_RECOVERY_REISSUE | UBLK_F_USER_RECOVERY_FAIL_IO;
                 },
                 -EINVAL, UBLK_F_USER_RECOVERY_FAIL_IO},
         AddCase{"quiesce_without_recovery", [](auto&, auto& i) { i.flags |= UBLK_F_QUIESCE; }, -EINVAL,
@@ -100,8 +98,7 @@ INSTANTIATE_TEST_SUITE_P(
                   i.dev_id = 101;
                 },
                 -EINVAL},
-        AddCase{"dev_id_too_large",
-                [](auto& c, auto& i) { c.dev_id = i.dev_id = kMaxUblks; }, -EINVAL}),
+        AddCase{"dev_id_too_large", [](auto& c, auto& i) { c.dev_id = i.dev_id = kMaxUblks; }, -EINVAL}),
     [](const testing::TestParamInfo<AddCase>& p) { return std::string(p.param.name); });
 
 TEST(AddDevFlags, IntegrityNeedsUserCopy) {
@@ -272,6 +269,8 @@ TEST_P(SetParams, Validated) {
   EXPECT_EQ(ret, tc.want) << tc.name << ": got " << errname(ret);
 }
 
+// One rule per row, as the driver checks them: kept one line each where they fit.
+// clang-format off
 INSTANTIATE_TEST_SUITE_P(
     Rules, SetParams,
     testing::Values(
@@ -362,6 +361,7 @@ INSTANTIATE_TEST_SUITE_P(
                   },
                   -EINVAL, true}),
     [](const testing::TestParamInfo<ParamCase>& p) { return std::string(p.param.name); });
+// clang-format on
 
 // GET_PARAMS (ublk_ctrl_get_params()): the command's buffer must hold more than the
 // header and exist; the header's own len must be non-zero and fit the buffer; a len past
@@ -439,8 +439,7 @@ TEST(WrongState, StartDevWithBadPidOrNoParams) {
   // that a START_DEV which blocks instead of refusing ends as a failure, not a hang.
   const uint32_t id = d.id();
   const int pid = getpid();
-  auto r = call_in_child([id, pid] { return ublk::Control().start_dev(id, pid); },
-                         std::chrono::seconds(5));
+  auto r = call_in_child([id, pid] { return ublk::Control().start_dev(id, pid); }, std::chrono::seconds(5));
   ASSERT_TRUE(r.has_value()) << "START_DEV without SET_PARAMS blocked (> 5 s) instead of EINVAL";
   EXPECT_EQ(*r, -EINVAL) << "no SET_PARAMS yet";
 }
@@ -608,7 +607,8 @@ TEST(IoCmd, NeedGetDataFetchNeedsNoBuffer) {
   ASSERT_EQ(plain.add_result(), 0);
   {
     RawIoRing r(ngd.chardev(), c.legacy());
-    EXPECT_EQ(r.cmd(UBLK_IO_FETCH_REQ, 0, 0, 0), RawIoRing::kPending) << "FETCH without a buffer, NEED_GET_DATA";
+    EXPECT_EQ(r.cmd(UBLK_IO_FETCH_REQ, 0, 0, 0), RawIoRing::kPending)
+        << "FETCH without a buffer, NEED_GET_DATA";
     RawIoRing p(plain.chardev(), c.legacy());
     EXPECT_EQ(p.cmd(UBLK_IO_FETCH_REQ, 0, 0, 0), -EINVAL) << "FETCH without a buffer, plain copy";
   }
@@ -628,7 +628,8 @@ TEST(IoCmd, FetchTwiceAndFetchAfterReady) {
   EXPECT_EQ(r.cmd(UBLK_IO_FETCH_REQ, 0, 0, a0), RawIoRing::kPending);
   // Each I/O is fetched at most once: 7.2 says EINVAL (ublk_fetch), 6.12 EBUSY.
   const int twice = r.cmd(UBLK_IO_FETCH_REQ, 0, 0, a0);
-  EXPECT_EQ(twice, kernel_before_7_2() ? -EBUSY : -EINVAL) << "second FETCH of an active I/O: " << errname(twice);
+  EXPECT_EQ(twice, kernel_before_7_2() ? -EBUSY : -EINVAL)
+      << "second FETCH of an active I/O: " << errname(twice);
   EXPECT_EQ(r.cmd(UBLK_IO_FETCH_REQ, 0, 1, a1), RawIoRing::kPending);
   // Every tag fetched: the device is ready; a further FETCH is EBUSY.
   EXPECT_EQ(r.cmd(UBLK_IO_FETCH_REQ, 0, 1, a1), -EBUSY);
@@ -640,8 +641,7 @@ TEST(IoCmd, CommitForAnIoNotFetchedIsRefused) {
   ASSERT_EQ(d.add_result(), 0);
   RawIoRing r(d.chardev(), c.legacy());
   std::vector<char> buf(4096);
-  EXPECT_EQ(r.cmd(UBLK_IO_COMMIT_AND_FETCH_REQ, 0, 2, reinterpret_cast<uint64_t>(buf.data()), 4096),
-            -EINVAL);
+  EXPECT_EQ(r.cmd(UBLK_IO_COMMIT_AND_FETCH_REQ, 0, 2, reinterpret_cast<uint64_t>(buf.data()), 4096), -EINVAL);
 }
 
 TEST(IoCmd, CommitWhileTheDriverOwnsTheIoIsBusy) {
@@ -687,8 +687,10 @@ TEST(IoCmd, UnknownIoOpcodeOnAnOwnedTagIsEinval) {
   std::thread reader([&] {
     int fd = open(("/dev/ublkb" + std::to_string(d.id())).c_str(), O_RDONLY | O_DIRECT);
     void* b = nullptr;
-    if (fd >= 0 && posix_memalign(&b, 4096, 4096) == 0) got = pread(fd, b, 4096, 0);
-    else got = -1;
+    if (fd >= 0 && posix_memalign(&b, 4096, 4096) == 0)
+      got = pread(fd, b, 4096, 0);
+    else
+      got = -1;
     free(b);
     if (fd >= 0) close(fd);
   });
@@ -816,10 +818,12 @@ TEST(IoCmd, DescriptorMappingFromAnotherProcessIsEinval) {
   const size_t len = iod_buf_size(4);
   void* mine = mmap(nullptr, len, PROT_READ, MAP_SHARED, r.fd(), 0);
   ASSERT_NE(mine, MAP_FAILED) << strerror(errno);
-  const std::optional<int> child = call_in_child([&] {
-    void* theirs = mmap(nullptr, len, PROT_READ, MAP_SHARED, r.fd(), 0);
-    return theirs == MAP_FAILED ? errno : 0;
-  }, 10s);
+  const std::optional<int> child = call_in_child(
+      [&] {
+        void* theirs = mmap(nullptr, len, PROT_READ, MAP_SHARED, r.fd(), 0);
+        return theirs == MAP_FAILED ? errno : 0;
+      },
+      10s);
   ASSERT_TRUE(child.has_value());
   EXPECT_EQ(*child, EINVAL) << "a second process mapped the descriptors";
   munmap(mine, len);
@@ -834,8 +838,10 @@ TEST(IoCmd, DescriptorMappingMustBeReadOnlyAndExact) {
   const size_t len = iod_buf_size(4);
   void* w = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, r.fd(), 0);
   EXPECT_EQ(w, MAP_FAILED) << "writable descriptor mapping";
-  if (w != MAP_FAILED) munmap(w, len);
-  else EXPECT_EQ(errno, EPERM);
+  if (w != MAP_FAILED)
+    munmap(w, len);
+  else
+    EXPECT_EQ(errno, EPERM);
   void* big = mmap(nullptr, len * 2, PROT_READ, MAP_SHARED, r.fd(), 0);
   EXPECT_EQ(big, MAP_FAILED) << "oversized descriptor mapping";
   if (big != MAP_FAILED) munmap(big, len * 2);

@@ -66,8 +66,8 @@ class BatchCmd : public testing::Test {
  protected:
   void SetUp() override {
     if (!(kernel_features() & UBLK_F_BATCH_IO))
-      GTEST_SKIP() << "kernel " << kernel_release() << " lacks UBLK_F_BATCH_IO (GET_FEATURES = "
-                   << features_hex() << ")";
+      GTEST_SKIP() << "kernel " << kernel_release()
+                   << " lacks UBLK_F_BATCH_IO (GET_FEATURES = " << features_hex() << ")";
     bufs_.assign(size_t(kDepth) * 4096, 0);
   }
   const void* buf(uint16_t tag) const { return bufs_.data() + size_t(tag) * 4096; }
@@ -137,7 +137,8 @@ TEST_F(BatchCmd, PrepFailingMidBatchUndoesTheElementsBeforeIt) {
   RawIoRing r(d.chardev(), c.legacy());
   ASSERT_TRUE(r.ok());
   const Elems bad_tag = Elems().add(0, 0, buf(0)).add(1, 0, buf(1)).add(kDepth + 5, 0, buf(2));
-  EXPECT_EQ(send(r, UBLK_U_IO_PREP_IO_CMDS, bad_tag, header(bad_tag)), -EINVAL) << "tag >= depth, third element";
+  EXPECT_EQ(send(r, UBLK_U_IO_PREP_IO_CMDS, bad_tag, header(bad_tag)), -EINVAL)
+      << "tag >= depth, third element";
   const Elems no_buf = Elems().add(0, 0, buf(0)).add(1, 0, nullptr);
   EXPECT_EQ(send(r, UBLK_U_IO_PREP_IO_CMDS, no_buf, header(no_buf)), -EINVAL)
       << "second element without a buffer in plain copy";
@@ -168,9 +169,11 @@ TEST_F(BatchCmd, FetchIsMultishotWithTwoByteElementsAndNoFlags) {
   };
   EXPECT_EQ(r.batch(UBLK_U_IO_FETCH_IO_CMDS, fetch(0, 0, 2), nullptr, 0, false), -EINVAL) << "not multishot";
   EXPECT_EQ(r.batch(UBLK_U_IO_FETCH_IO_CMDS, fetch(0, 0, 4), nullptr, 0, true), -EINVAL) << "elem_bytes 4";
-  EXPECT_EQ(r.batch(UBLK_U_IO_FETCH_IO_CMDS, fetch(0, UBLK_BATCH_F_HAS_BUF_ADDR, 2), nullptr, 0, true), -EINVAL)
+  EXPECT_EQ(r.batch(UBLK_U_IO_FETCH_IO_CMDS, fetch(0, UBLK_BATCH_F_HAS_BUF_ADDR, 2), nullptr, 0, true),
+            -EINVAL)
       << "flags";
-  EXPECT_EQ(r.batch(UBLK_U_IO_FETCH_IO_CMDS, fetch(1, 0, 2), nullptr, 0, true), -EINVAL) << "q_id == nr_hw_queues";
+  EXPECT_EQ(r.batch(UBLK_U_IO_FETCH_IO_CMDS, fetch(1, 0, 2), nullptr, 0, true), -EINVAL)
+      << "q_id == nr_hw_queues";
   EXPECT_EQ(r.batch(UBLK_U_IO_FETCH_IO_CMDS, fetch(0, 0, 2), nullptr, 0, true), RawIoRing::kPending);
 }
 

@@ -33,16 +33,16 @@ class FixtureDevice {
   std::string chardev() const { return "/dev/ublkc" + std::to_string(id_); }
   const nlohmann::json& added() const { return added_; }  // add's JSON
 
-  nlohmann::json info();               // ublk-fixture info --json
-  std::string state();                 // "LIVE", "QUIESCED", ...
-  int pid();                           // serving process (from the kernel)
-  nlohmann::json stats();              // per-thread counters
-  void kill9();                        // SIGKILL the server, as a crash
+  nlohmann::json info();   // ublk-fixture info --json
+  std::string state();     // "LIVE", "QUIESCED", ...
+  int pid();               // serving process (from the kernel)
+  nlohmann::json stats();  // per-thread counters
+  void kill9();            // SIGKILL the server, as a crash
   // Polls until state() == want or the timeout passes; returns the last state.
   std::string wait_state(const std::string& want, std::chrono::milliseconds timeout);
   ProcResult recover(std::chrono::milliseconds timeout = std::chrono::seconds(60));
-  ProcResult del();                    // explicit delete (also done by the destructor)
-  void forget() { id_ = -1; }          // the test deleted it some other way
+  ProcResult del();            // explicit delete (also done by the destructor)
+  void forget() { id_ = -1; }  // the test deleted it some other way
 
  private:
   int id_ = -1;

@@ -58,8 +58,9 @@ std::string artifacts_dir() {
 int vm_main(int argc, char** argv) {
   testing::InitGoogleTest(&argc, argv);
   if (!testing::GTEST_FLAG(list_tests) && access("/dev/ublk-control", F_OK) != 0) {
-    std::printf("SKIP: /dev/ublk-control is absent (ublk_drv not loaded, or not a ublk "
-                "guest): run the vm suites with ./ublkcheck run\n");
+    std::printf(
+        "SKIP: /dev/ublk-control is absent (ublk_drv not loaded, or not a ublk "
+        "guest): run the vm suites with ./ublkcheck run\n");
     return 77;
   }
   return RUN_ALL_TESTS();

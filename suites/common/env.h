@@ -29,11 +29,11 @@ int vm_main(int argc, char** argv);
 }  // namespace ublkcheck
 
 // Skips the current test, with the reason, when the kernel lacks a feature.
-#define REQUIRE_FEATURE(flag)                                                           \
-  do {                                                                                  \
-    if (!(::ublkcheck::kernel_features() & (flag)))                                     \
-      GTEST_SKIP() << "kernel " << ::ublkcheck::kernel_release() << " lacks " #flag     \
-                   << " (GET_FEATURES = " << ::ublkcheck::features_hex() << ")";        \
+#define REQUIRE_FEATURE(flag)                                                       \
+  do {                                                                              \
+    if (!(::ublkcheck::kernel_features() & (flag)))                                 \
+      GTEST_SKIP() << "kernel " << ::ublkcheck::kernel_release() << " lacks " #flag \
+                   << " (GET_FEATURES = " << ::ublkcheck::features_hex() << ")";    \
   } while (0)
 
 // Device creation must succeed for the rest of the test to mean anything.

@@ -44,13 +44,17 @@ FioResult run_fio(std::vector<std::string> args, std::chrono::seconds timeout) {
   return parse_fio(run(args, timeout));
 }
 
-std::vector<std::string> fio_job(const std::string& dev, const std::string& rw,
-                                 const std::string& bs, int iodepth, int numjobs,
-                                 const std::string& engine, int runtime_s) {
-  std::vector<std::string> a = {"--name=ublkcheck", "--filename=" + dev, "--rw=" + rw,
-                                "--bs=" + bs, "--iodepth=" + std::to_string(iodepth),
+std::vector<std::string> fio_job(const std::string& dev, const std::string& rw, const std::string& bs,
+                                 int iodepth, int numjobs, const std::string& engine, int runtime_s) {
+  std::vector<std::string> a = {"--name=ublkcheck",
+                                "--filename=" + dev,
+                                "--rw=" + rw,
+                                "--bs=" + bs,
+                                "--iodepth=" + std::to_string(iodepth),
                                 "--numjobs=" + std::to_string(numjobs),
-                                "--ioengine=" + engine, "--direct=1", "--group_reporting=0"};
+                                "--ioengine=" + engine,
+                                "--direct=1",
+                                "--group_reporting=0"};
   if (runtime_s > 0) {
     a.push_back("--runtime=" + std::to_string(runtime_s));
     a.push_back("--time_based");
@@ -58,15 +62,14 @@ std::vector<std::string> fio_job(const std::string& dev, const std::string& rw,
   return a;
 }
 
-std::vector<std::string> fio_write_verify(const std::string& dev, const std::string& size,
-                                          int iodepth) {
+std::vector<std::string> fio_write_verify(const std::string& dev, const std::string& size, int iodepth) {
   auto a = fio_job(dev, "write", "4k", iodepth, 1, "libaio", 0);
   a.insert(a.end(), {"--size=" + size, "--verify=crc32c", "--do_verify=1", "--verify_fatal=1"});
   return a;
 }
 
-std::vector<std::string> fio_read_verify(const std::string& dev, const std::string& size,
-                                         int jobs, int runtime_s) {
+std::vector<std::string> fio_read_verify(const std::string& dev, const std::string& size, int jobs,
+                                         int runtime_s) {
   auto a = fio_job(dev, "randread", "4k", 1, jobs, "psync", runtime_s);
   a.insert(a.end(), {"--size=" + size, "--verify=crc32c", "--verify_fatal=1"});
   return a;

@@ -51,8 +51,8 @@ std::string bar_chart_svg(const std::string& title, const std::vector<std::strin
       std::snprintf(buf, sizeof(buf),
                     "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' fill='%s'><title>%s "
                     "T%zu: %.0f I/Os</title></rect>\n",
-                    left + g * gw + si * bw, H - bottom - h, bw - 2, h, colors[si % 4],
-                    names[si].c_str(), g, series[si][g]);
+                    left + g * gw + si * bw, H - bottom - h, bw - 2, h, colors[si % 4], names[si].c_str(), g,
+                    series[si][g]);
       svg += buf;
     }
     std::snprintf(buf, sizeof(buf),

@@ -31,8 +31,8 @@ std::string ProcResult::describe() const {
 
 namespace {
 
-pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-            int* out_fd, int* err_fd) {
+pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env, int* out_fd,
+            int* err_fd) {
   int o[2], e[2];
   if (pipe2(o, O_CLOEXEC) < 0 || pipe2(e, O_CLOEXEC) < 0) return -1;
   pid_t pid = fork();
@@ -123,8 +123,7 @@ std::optional<int> call_in_child(const std::function<int()>& fn, std::chrono::mi
   std::optional<int> out;
   pollfd pf{p[0], POLLIN, 0};
   int r = 0;
-  if (pid > 0 && poll(&pf, 1, int(timeout.count())) == 1 && read(p[0], &r, sizeof(r)) == sizeof(r))
-    out = r;
+  if (pid > 0 && poll(&pf, 1, int(timeout.count())) == 1 && read(p[0], &r, sizeof(r)) == sizeof(r)) out = r;
   close(p[0]);
   if (pid > 0) {
     if (!out) kill(pid, SIGKILL);
@@ -150,9 +149,7 @@ ProcResult run(const std::vector<std::string>& argv, std::chrono::milliseconds t
   return r;
 }
 
-Background::Background(const std::vector<std::string>& argv) {
-  pid_ = spawn(argv, {}, &out_fd_, &err_fd_);
-}
+Background::Background(const std::vector<std::string>& argv) { pid_ = spawn(argv, {}, &out_fd_, &err_fd_); }
 
 bool Background::running() {
   if (reaped_ || pid_ < 0) return false;

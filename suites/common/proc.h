@@ -13,10 +13,10 @@
 namespace ublkcheck {
 
 struct ProcResult {
-  int status = -1;       // exit code, or 128+signal
+  int status = -1;  // exit code, or 128+signal
   bool timed_out = false;
-  std::string out;       // stdout
-  std::string err;       // stderr
+  std::string out;               // stdout
+  std::string err;               // stderr
   std::string describe() const;  // for assertion messages
 };
 
@@ -44,8 +44,8 @@ class Background {
 
 // Runs `fn` (a blocking control command, say) in a forked child and returns its int, or
 // nullopt if it had not returned after `timeout`: the child is then SIGKILLed, which
-// ends an interruptible wait in the kernel (an uninterruptible one outlives the test). For commands an older driver may block in
-// forever (6.1: START_DEV waits for FETCHes before it checks its arguments).
+// ends an interruptible wait in the kernel (an uninterruptible one outlives the test). For commands an older
+// driver may block in forever (6.1: START_DEV waits for FETCHes before it checks its arguments).
 std::optional<int> call_in_child(const std::function<int()>& fn, std::chrono::milliseconds timeout);
 
 std::string shell_quote(const std::vector<std::string>& argv);

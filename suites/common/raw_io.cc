@@ -5,8 +5,8 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 namespace ublkcheck {
@@ -86,8 +86,7 @@ RawIoRing::~RawIoRing() {
   if (fd_ >= 0) close(fd_);
 }
 
-io_uring_sqe* RawIoRing::io_cmd_sqe(uint32_t nr, uint16_t q, uint16_t tag, uint64_t addr,
-                                    int32_t result) {
+io_uring_sqe* RawIoRing::io_cmd_sqe(uint32_t nr, uint16_t q, uint16_t tag, uint64_t addr, int32_t result) {
   io_uring_sqe* e = io_uring_get_sqe(&ring_);
   if (!e) return nullptr;
   io_uring_prep_rw(IORING_OP_URING_CMD, e, fd_, nullptr, 0, 0);
@@ -114,8 +113,8 @@ int RawIoRing::auto_buf_cmd(uint32_t nr, uint16_t q, uint16_t tag, const ublk_au
   return submit_and_wait(e, wait);
 }
 
-int RawIoRing::batch(uint32_t op, const ublk_batch_io& h, const void* elems, uint32_t len,
-                     bool multishot, std::chrono::milliseconds wait) {
+int RawIoRing::batch(uint32_t op, const ublk_batch_io& h, const void* elems, uint32_t len, bool multishot,
+                     std::chrono::milliseconds wait) {
   io_uring_sqe* e = io_uring_get_sqe(&ring_);
   if (!e) return -EBUSY;
   io_uring_prep_rw(IORING_OP_URING_CMD, e, fd_, elems, len, 0);
@@ -189,8 +188,8 @@ bool RawIoRing::provide_buffers(unsigned count, unsigned len) {
   buf_len_ = len;
   bufs_.assign(size_t(count) * len, 0);
   for (unsigned i = 0; i < count; i++)
-    io_uring_buf_ring_add(br, bufs_.data() + size_t(i) * len, len, uint16_t(i),
-                          io_uring_buf_ring_mask(count), int(i));
+    io_uring_buf_ring_add(br, bufs_.data() + size_t(i) * len, len, uint16_t(i), io_uring_buf_ring_mask(count),
+                          int(i));
   io_uring_buf_ring_advance(br, int(count));
   return true;
 }

@@ -5,10 +5,10 @@
 #include <liburing.h>
 
 #include <chrono>
-#include <deque>
-#include <vector>
 #include <cstdint>
+#include <deque>
 #include <string>
+#include <vector>
 
 #include "ctrl.h"
 
@@ -63,14 +63,12 @@ class RawIoRing {
   // FETCH / COMMIT_AND_FETCH of a UBLK_F_AUTO_BUF_REG device: the registration `reg`
   // travels in the SQE's own addr (ublk_validate_io_buf()), not in the command's.
   int auto_buf_cmd(uint32_t nr, uint16_t q, uint16_t tag, const ublk::uapi::ublk_auto_buf_reg& reg,
-                   int32_t result = 0,
-                   std::chrono::milliseconds wait = std::chrono::milliseconds(200));
+                   int32_t result = 0, std::chrono::milliseconds wait = std::chrono::milliseconds(200));
   // A batch command (UBLK_U_IO_PREP/COMMIT/FETCH_IO_CMDS): header `h`, the elements at
   // `elems` (`len` bytes). `multishot`: IORING_URING_CMD_MULTISHOT with buffers of group 0
   // (what FETCH_IO_CMDS needs; see provide_buffers()).
   int batch(uint32_t op, const ublk::uapi::ublk_batch_io& h, const void* elems, uint32_t len,
-            bool multishot = false,
-            std::chrono::milliseconds wait = std::chrono::milliseconds(200));
+            bool multishot = false, std::chrono::milliseconds wait = std::chrono::milliseconds(200));
   // The user_data of the last command sent (to wait for a pending one's later CQEs).
   uint64_t last_command() const { return seq_; }
   // Waits up to `wait` for a CQE of command `ud` (one that arrived while waiting for

@@ -103,10 +103,10 @@ uint64_t SelfServed::fetch_addr(uint16_t tag) const {
 }
 
 bool SelfServed::fetch(uint16_t tag, uint32_t op, int32_t result) {
-  const int ret = dev_.info().flags & UBLK_F_AUTO_BUF_REG
-                      ? ring_->auto_buf_cmd(op, 0, tag, ublk_auto_buf_reg{tag, auto_buf_flags_, 0, 0},
-                                            result, 50ms)
-                      : ring_->cmd(op, 0, tag, fetch_addr(tag), result, 50ms);
+  const int ret =
+      dev_.info().flags & UBLK_F_AUTO_BUF_REG
+          ? ring_->auto_buf_cmd(op, 0, tag, ublk_auto_buf_reg{tag, auto_buf_flags_, 0, 0}, result, 50ms)
+          : ring_->cmd(op, 0, tag, fetch_addr(tag), result, 50ms);
   if (ret != RawIoRing::kPending) return false;
   pending_[tag] = ring_->last_command();
   return true;

@@ -7,8 +7,8 @@
 
 #include <cstdint>
 
-#include "raw_io.h"
 #include "ctrl.h"
+#include "raw_io.h"
 
 namespace ublkcheck {
 

@@ -6,16 +6,15 @@
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
-#include <sys/sysmacros.h>
 #include <sstream>
 #include <thread>
-
-#include <nlohmann/json.hpp>
 
 #include "cpus.h"
 #include "device.h"
@@ -97,9 +96,9 @@ TEST(Features, KernelLineAdvertisesEveryExpectedFlag) {
   const uint64_t missing = expected & ~c.features();
   std::string names;
   for (auto& n : feature_names(missing)) names += " " + n;
-  EXPECT_EQ(missing, 0u) << "kernel " << rel << " no longer advertises" << names << " (GET_FEATURES = "
-                         << features_hex() << ", expected at least " << want["features"] << " for line "
-                         << line << ")";
+  EXPECT_EQ(missing, 0u) << "kernel " << rel << " no longer advertises" << names
+                         << " (GET_FEATURES = " << features_hex() << ", expected at least "
+                         << want["features"] << " for line " << line << ")";
 }
 
 TEST(Features, WordIsNonZeroAndHasIoctlEncoding) {
@@ -140,8 +139,7 @@ TEST(Features, EveryAdvertisedFlagIsAcceptedByAddDev) {
     RawDevice d(c, 1, 4, want);
     EXPECT_EQ(d.add_result(), 0) << "ADD_DEV with advertised " << feature_names(flag)[0];
     if (d.ok()) {
-      EXPECT_EQ(d.info().flags & flag, flag)
-          << "ADD_DEV dropped advertised " << feature_names(flag)[0];
+      EXPECT_EQ(d.info().flags & flag, flag) << "ADD_DEV dropped advertised " << feature_names(flag)[0];
       checked++;
     }
   }
@@ -313,14 +311,22 @@ TEST(Params, EveryLimitReadsBackInSysfs) {
   ASSERT_TRUE(s.ok()) << "the device did not start with these parameters";
   const std::string q = "/sys/block/ublkb" + std::to_string(s.id()) + "/queue/";
   const std::vector<std::pair<std::string, std::string>> want = {
-      {"logical_block_size", "4096"}, {"physical_block_size", "4096"},
-      {"minimum_io_size", "16384"},   {"optimal_io_size", "65536"},
-      {"max_hw_sectors_kb", "128"},   {"chunk_sectors", "256"},
-      {"rotational", "1"},            {"write_cache", "write back"},
-      {"fua", "1"},                   {"discard_granularity", "8192"},
-      {"discard_max_hw_bytes", "1048576"}, {"write_zeroes_max_bytes", "524288"},
-      {"max_discard_segments", "1"},  {"dma_alignment", "511"},
-      {"max_segments", "8"},          {"max_segment_size", "32768"},
+      {"logical_block_size", "4096"},
+      {"physical_block_size", "4096"},
+      {"minimum_io_size", "16384"},
+      {"optimal_io_size", "65536"},
+      {"max_hw_sectors_kb", "128"},
+      {"chunk_sectors", "256"},
+      {"rotational", "1"},
+      {"write_cache", "write back"},
+      {"fua", "1"},
+      {"discard_granularity", "8192"},
+      {"discard_max_hw_bytes", "1048576"},
+      {"write_zeroes_max_bytes", "524288"},
+      {"max_discard_segments", "1"},
+      {"dma_alignment", "511"},
+      {"max_segments", "8"},
+      {"max_segment_size", "32768"},
       {"virt_boundary_mask", "0"},
   };
   for (const auto& [attr, value] : want) EXPECT_EQ(read_file(q + attr), value) << q + attr;
@@ -397,8 +403,8 @@ TEST(Info, QueueAffinityMatchesSysfs) {
   for (unsigned q = 0; q < info.nr_hw_queues; q++) {
     std::vector<int> cpus;
     ASSERT_GE(c.get_queue_affinity(uint32_t(d.id()), uint16_t(q), &cpus), 0);
-    const std::string sys = "/sys/block/ublkb" + std::to_string(d.id()) + "/mq/" +
-                            std::to_string(q) + "/cpu_list";
+    const std::string sys =
+        "/sys/block/ublkb" + std::to_string(d.id()) + "/mq/" + std::to_string(q) + "/cpu_list";
     EXPECT_EQ(cpus, parse_cpu_list(read_file(sys))) << sys;
     for (int cpu : cpus) EXPECT_TRUE(all.insert(cpu).second) << "cpu " << cpu << " in two queues";
   }
@@ -447,8 +453,8 @@ TEST(Params, RefusedSetParamsLeavesNoneBehind) {
   now.len = sizeof(now);
   ASSERT_EQ(c.get_params(d.id(), &now), 0);
   // GET_PARAMS always fills in DEVT (the char device's numbers; no disk before START).
-  EXPECT_EQ(now.types, UBLK_PARAM_TYPE_DEVT) << "parameters survived a refused SET_PARAMS (types 0x"
-                                             << std::hex << now.types << ")";
+  EXPECT_EQ(now.types, UBLK_PARAM_TYPE_DEVT)
+      << "parameters survived a refused SET_PARAMS (types 0x" << std::hex << now.types << ")";
   EXPECT_EQ(now.basic.dev_sectors, 0u) << "the good BASIC block set before survived";
   EXPECT_EQ(now.devt.disk_major, 0u) << "a disk number before START_DEV";
 }
@@ -484,10 +490,8 @@ TEST_P(IoDescSize, AddDevBounds) {
 INSTANTIATE_TEST_SUITE_P(
     Rules, IoDescSize,
     testing::Values(DescSizeCase{"smallest", 24, 0}, DescSizeCase{"largest", 256, 0},
-                    DescSizeCase{"below_the_descriptor", 16, -EINVAL},
-                    DescSizeCase{"zero", 0, -EINVAL},
-                    DescSizeCase{"not_8_aligned", 28, -EINVAL},
-                    DescSizeCase{"above_256", 264, -EINVAL}),
+                    DescSizeCase{"below_the_descriptor", 16, -EINVAL}, DescSizeCase{"zero", 0, -EINVAL},
+                    DescSizeCase{"not_8_aligned", 28, -EINVAL}, DescSizeCase{"above_256", 264, -EINVAL}),
     [](const testing::TestParamInfo<DescSizeCase>& i) { return std::string(i.param.name); });
 
 // Without the flag the driver fills in the plain descriptor size.

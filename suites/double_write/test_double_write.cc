@@ -37,11 +37,11 @@ class DoubleWrite : public testing::Test {
     unlink(img_.c_str());
     unlink(journal_.c_str());
   }
-  // Every write is stored, then held 100 ms (reads are not delayed) before its completion is committed: a kill
-  // in that window leaves written-but-unacknowledged requests in the driver.
+  // Every write is stored, then held 100 ms (reads are not delayed) before its completion is committed: a
+  // kill in that window leaves written-but-unacknowledged requests in the driver.
   std::vector<std::string> args(const char* recovery) {
-    return {"-t", "fault", "--file", img_, recovery, "--journal", journal_, "--delay-us", "100000",
-            "--delay-ops", "write", "-d", "16"};
+    return {"-t",         "fault",  "--file",      img_,    recovery, "--journal", journal_,
+            "--delay-us", "100000", "--delay-ops", "write", "-d",     "16"};
   }
   std::string img_, journal_;
 };

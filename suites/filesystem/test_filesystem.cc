@@ -57,9 +57,17 @@ std::vector<std::string> with(std::vector<std::string> v, const std::string& las
 
 // fio on files in `dir`: 2 jobs x 4 MiB of 4 KiB random writes, each block verified.
 std::vector<std::string> file_workload(const std::string& dir, bool verify_only) {
-  std::vector<std::string> a = {"fio", "--name=fs", "--directory=" + dir, "--rw=randwrite",
-                                "--bs=4k", "--size=4M", "--numjobs=2", "--direct=1",
-                                "--ioengine=psync", "--verify=crc32c", "--verify_fatal=1",
+  std::vector<std::string> a = {"fio",
+                                "--name=fs",
+                                "--directory=" + dir,
+                                "--rw=randwrite",
+                                "--bs=4k",
+                                "--size=4M",
+                                "--numjobs=2",
+                                "--direct=1",
+                                "--ioengine=psync",
+                                "--verify=crc32c",
+                                "--verify_fatal=1",
                                 "--group_reporting=0"};
   a.push_back(verify_only ? "--verify_only" : "--do_verify=1");
   return a;
@@ -81,7 +89,8 @@ TEST_P(Filesystem, MkfsMountVerifyFsckRemountVerify) {
                  << " copy mode (GET_FEATURES = " << features_hex() << ")";
   if (!have_program(p.fs->mkfs[0]) || !have_program(p.fs->fsck[0]))
     GTEST_SKIP() << "no " << p.fs->mkfs[0] << " / " << p.fs->fsck[0] << " in the guest";
-  if (!kernel_has(p.fs->name)) GTEST_SKIP() << "kernel " << kernel_release() << " cannot mount " << p.fs->name;
+  if (!kernel_has(p.fs->name))
+    GTEST_SKIP() << "kernel " << kernel_release() << " cannot mount " << p.fs->name;
   ScratchFile img(std::string("fs-") + p.fs->name, p.fs->size);
   ASSERT_TRUE(img.ok()) << img.path();
   std::vector<std::string> args = {"-t", "file", "--file", img.path()};

@@ -59,10 +59,9 @@ TEST(Imbalance, PerIoDaemonsSpreadALoadPinnedToOneQueue) {
   RecordProperty("per_queue_jain", std::to_string(jq));
   RecordProperty("per_io_jain", std::to_string(ji));
   const std::string svg = artifacts_dir() + "/imbalance.svg";
-  std::ofstream(svg) << bar_chart_svg(
-      "I/Os per server thread, fio pinned to queue 0's CPUs",
-      {"per-queue (-q 2)", "per-I/O daemons (-q 2 --nthreads 4)"},
-      {per_queue.per_thread, per_io.per_thread});
+  std::ofstream(svg) << bar_chart_svg("I/Os per server thread, fio pinned to queue 0's CPUs",
+                                      {"per-queue (-q 2)", "per-I/O daemons (-q 2 --nthreads 4)"},
+                                      {per_queue.per_thread, per_io.per_thread});
   RecordProperty("chart", svg);
 
   // Per-queue: the thread of queue 0 does (almost) everything: index ~1/2.

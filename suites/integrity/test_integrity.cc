@@ -22,7 +22,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr size_t kLen = 4096;           // one request: 8 sectors, 8 intervals
+constexpr size_t kLen = 4096;  // one request: 8 sectors, 8 intervals
 constexpr size_t kIntervals = kLen / 512;
 
 // T10 DIF Type 1 tuple (struct t10_pi_tuple), big endian on the wire.
@@ -108,14 +108,26 @@ INSTANTIATE_TEST_SUITE_P(
     Rules, IntegrityParams,
     testing::Values(
         ParamCase{"crc16_type1", [](ublk_param_integrity&) {}, 0},
-        ParamCase{"crc64_in_16_bytes", [](ublk_param_integrity& i) { i.csum_type = lbmd::PI_CSUM_CRC64_NVME; i.metadata_size = 16; }, 0},
-        ParamCase{"no_csum_no_reftag", [](ublk_param_integrity& i) { i.csum_type = lbmd::PI_CSUM_NONE; i.flags = 0; }, 0},
+        ParamCase{"crc64_in_16_bytes",
+                  [](ublk_param_integrity& i) {
+                    i.csum_type = lbmd::PI_CSUM_CRC64_NVME;
+                    i.metadata_size = 16;
+                  },
+                  0},
+        ParamCase{"no_csum_no_reftag",
+                  [](ublk_param_integrity& i) {
+                    i.csum_type = lbmd::PI_CSUM_NONE;
+                    i.flags = 0;
+                  },
+                  0},
         ParamCase{"unknown_flag", [](ublk_param_integrity& i) { i.flags |= 1 << 2; }, -EINVAL},
         ParamCase{"unknown_csum_type", [](ublk_param_integrity& i) { i.csum_type = 3; }, -EINVAL},
         ParamCase{"zero_metadata_size", [](ublk_param_integrity& i) { i.metadata_size = 0; }, -EINVAL},
-        ParamCase{"reftag_without_csum", [](ublk_param_integrity& i) { i.csum_type = lbmd::PI_CSUM_NONE; }, -EINVAL},
+        ParamCase{"reftag_without_csum", [](ublk_param_integrity& i) { i.csum_type = lbmd::PI_CSUM_NONE; },
+                  -EINVAL},
         ParamCase{"tuple_past_metadata", [](ublk_param_integrity& i) { i.pi_offset = 1; }, -EINVAL},
-        ParamCase{"crc64_in_8_bytes", [](ublk_param_integrity& i) { i.csum_type = lbmd::PI_CSUM_CRC64_NVME; }, -EINVAL},
+        ParamCase{"crc64_in_8_bytes", [](ublk_param_integrity& i) { i.csum_type = lbmd::PI_CSUM_CRC64_NVME; },
+                  -EINVAL},
         ParamCase{"interval_below_512", [](ublk_param_integrity& i) { i.interval_exp = 8; }, -EINVAL},
         ParamCase{"interval_above_the_block", [](ublk_param_integrity& i) { i.interval_exp = 10; }, -EINVAL}),
     [](const testing::TestParamInfo<ParamCase>& p) { return std::string(p.param.name); });

@@ -89,16 +89,16 @@ TEST_P(Integrity, WriteReadBackAtManySizes) {
   // UBLK_F_NEED_GET_DATA: every write reached the server first without its data
   // (UBLK_IO_RES_NEED_GET_DATA), and reads never do.
   if (std::string(GetParam().mode.name) == "need_get_data")
-    EXPECT_EQ(op_count(*dev_, "need_get_data"), op_count(*dev_, "write")) << "writes that skipped NEED_GET_DATA";
+    EXPECT_EQ(op_count(*dev_, "need_get_data"), op_count(*dev_, "write"))
+        << "writes that skipped NEED_GET_DATA";
   else
     EXPECT_EQ(op_count(*dev_, "need_get_data"), 0u);
 }
 
 TEST_P(Integrity, FioRandomWritesVerify) {
   auto args = fio_job(dev_->block(), "randwrite", "4k", 16, 2, "libaio", 0);
-  args.insert(args.end(), {"--bsrange=" + std::to_string(GetParam().bs) + "-128k",
-                           "--size=8M", "--verify=crc32c", "--do_verify=1",
-                           "--verify_fatal=1", "--offset_increment=12M"});
+  args.insert(args.end(), {"--bsrange=" + std::to_string(GetParam().bs) + "-128k", "--size=8M",
+                           "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--offset_increment=12M"});
   FioResult r = run_fio(args, 120s);
   ASSERT_TRUE(r.ok()) << r.describe();
   EXPECT_GT(r.write_ios, 0u);
@@ -208,9 +208,9 @@ TEST(Batch, PluggedSubmissionsOfManyRequestsVerify) {
   FixtureDevice d({"-t", "mem", "-s", "64M", "-q", "2", "--batch"});
   ASSERT_DEVICE(d);
   auto a = fio_job(d.block(), "randwrite", "4k", 32, 2, "io_uring", 0);
-  a.insert(a.end(), {"--size=8M", "--offset_increment=16M", "--iodepth_batch_submit=16",
-                     "--iodepth_batch_complete_min=1", "--verify=crc32c", "--do_verify=1",
-                     "--verify_fatal=1"});
+  a.insert(a.end(),
+           {"--size=8M", "--offset_increment=16M", "--iodepth_batch_submit=16",
+            "--iodepth_batch_complete_min=1", "--verify=crc32c", "--do_verify=1", "--verify_fatal=1"});
   FioResult r = run_fio(a, 120s);
   ASSERT_TRUE(r.ok()) << r.describe();
   EXPECT_EQ(d.stats()["ops"].value("errors", 0), 0);
@@ -251,8 +251,7 @@ TEST(Threads, AffinityPinsEachQueueThreadToItsQueueCpus) {
   for (unsigned q = 0; q < 2; q++) {
     std::vector<int> cpus;
     ASSERT_GE(c.get_queue_affinity(uint32_t(d.id()), uint16_t(q), &cpus), 0);
-    EXPECT_EQ(threads["ublk-io-" + std::to_string(q)], cpus)
-        << "queue " << q;
+    EXPECT_EQ(threads["ublk-io-" + std::to_string(q)], cpus) << "queue " << q;
     EXPECT_LT(cpus.size(), size_t(ncpu)) << "queue " << q << " maps to every CPU: pinning proves nothing";
   }
   FixtureDevice floating({"-t", "null", "-q", "2"});

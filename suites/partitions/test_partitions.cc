@@ -29,7 +29,8 @@ constexpr uint64_t kP1Start = 2048, kP1Sectors = 32768;  // 1 MiB in, 16 MiB lon
 
 // An MBR with two partitions (16 MiB at 1 MiB, then the rest), written into `img` itself.
 ::testing::AssertionResult write_table(const std::string& img) {
-  ProcResult r = run({"sh", "-c", "printf 'label: dos\\nstart=2048, size=32768\\nstart=34816\\n' | sfdisk -q " + img}, 30s);
+  ProcResult r = run(
+      {"sh", "-c", "printf 'label: dos\\nstart=2048, size=32768\\nstart=34816\\n' | sfdisk -q " + img}, 30s);
   if (r.status != 0) return ::testing::AssertionFailure() << "sfdisk: " << r.describe();
   return ::testing::AssertionSuccess();
 }

@@ -148,8 +148,8 @@ TEST(PerIoTasks, ThreadCountsThatDoNotDivideTheDepth) {
   FixtureDevice d({"-t", "mem", "-s", "16M", "-q", "2", "-d", "30", "--nthreads", "4", "--per-io-tasks"});
   ASSERT_DEVICE(d);
   auto args = fio_job(d.block(), "randwrite", "4k", 32, 2, "libaio", 0);
-  args.insert(args.end(), {"--size=4M", "--verify=crc32c", "--do_verify=1", "--verify_fatal=1",
-                           "--offset_increment=6M"});
+  args.insert(args.end(),
+              {"--size=4M", "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--offset_increment=6M"});
   FioResult r = run_fio(args, 90s);
   ASSERT_TRUE(r.ok()) << r.describe();
 }

@@ -51,7 +51,6 @@ int pread_errno(const std::string& dev, std::chrono::milliseconds* took) {
   return e;
 }
 
-
 // QUIESCE_DEV, the server exits by itself (every command aborted), a new one recovers.
 void quiesce_and_recover(FixtureDevice& d) {
   const int old = d.pid();
@@ -108,8 +107,7 @@ void reissue_kills_keep_data(const std::vector<std::string>& extra, int read_kil
 TEST(Recovery, PlainRecoveryQueuesNewIoUntilRecovered) {
   REQUIRE_FEATURE(UBLK_F_USER_RECOVERY);
   // Every read is held 300 ms in the server, so at the kill fio certainly has reads in it.
-  FixtureDevice d({"-t", "fault", "-q", "2", "--recovery", "--delay-us", "300000",
-                   "--delay-ops", "read"});
+  FixtureDevice d({"-t", "fault", "-q", "2", "--recovery", "--delay-us", "300000", "--delay-ops", "read"});
   ASSERT_DEVICE(d);
   BackgroundFio fio(background_read(d.block(), 4));
   std::this_thread::sleep_for(2s);
@@ -244,8 +242,8 @@ TEST(Recovery, BatchIoQuiesceDevHandoverLeavesNoStaleAbort) {
   FixtureDevice d({"-t", "null", "-q", "2", "--recovery", "--quiesce", "--batch"});
   ASSERT_DEVICE(d);
   ASSERT_NO_FATAL_FAILURE(quiesce_and_recover(d));
-  ProcResult rd = run({"dd", "if=" + d.block(), "of=/dev/null", "bs=4k", "count=256",
-                       "iflag=direct", "status=none"}, 15s);
+  ProcResult rd = run(
+      {"dd", "if=" + d.block(), "of=/dev/null", "bs=4k", "count=256", "iflag=direct", "status=none"}, 15s);
   EXPECT_EQ(rd.status, 0) << "a read after the handover failed: " << rd.describe();
   FioResult f = run_fio(background_read(d.block(), 2), 30s);
   EXPECT_TRUE(f.ok()) << f.describe();
@@ -311,7 +309,8 @@ TEST(Recovery, NewServerDiesDuringRecoveryFetchThenAnotherRecovers) {
     RawIoRing half(d.chardev(), c.legacy());
     std::vector<char> buf(2 * 4096);
     EXPECT_EQ(half.cmd(UBLK_IO_FETCH_REQ, 0, 0, reinterpret_cast<uint64_t>(buf.data())), RawIoRing::kPending);
-    EXPECT_EQ(half.cmd(UBLK_IO_FETCH_REQ, 0, 1, reinterpret_cast<uint64_t>(buf.data() + 4096)), RawIoRing::kPending);
+    EXPECT_EQ(half.cmd(UBLK_IO_FETCH_REQ, 0, 1, reinterpret_cast<uint64_t>(buf.data() + 4096)),
+              RawIoRing::kPending);
     // Scope exit closes the ring and /dev/ublkcN: the "server" is gone mid-recovery.
   }
   ASSERT_EQ(d.wait_state("QUIESCED", 15s), "QUIESCED");

@@ -76,8 +76,8 @@ TEST(Stress, SeedIoUringSqpollBatched) {
   // The seed used t/io_uring (not packaged): fio's io_uring engine with a polling
   // submission thread, registered files/buffers and the same batching.
   auto a = fio_job(d.block(), "randread", "4k", 128, 8, "io_uring", stress_seconds());
-  a.insert(a.end(), {"--iodepth_batch_submit=32", "--iodepth_batch_complete_min=32",
-                     "--sqthread_poll=1", "--registerfiles=1", "--fixedbufs=1"});
+  a.insert(a.end(), {"--iodepth_batch_submit=32", "--iodepth_batch_complete_min=32", "--sqthread_poll=1",
+                     "--registerfiles=1", "--fixedbufs=1"});
   FioResult r = run_fio(a, budget());
   ASSERT_TRUE(r.ok()) << r.describe();
   RecordProperty("read_iops", std::to_string(int(r.read_iops)));
@@ -88,9 +88,9 @@ TEST(Stress, MixedReadWriteVerifyPerIoDaemons) {
   FixtureDevice d({"-t", "mem", "-s", "64M", "-q", "2", "--nthreads", "4", "--per-io-tasks"});
   ASSERT_DEVICE(d);
   auto a = fio_job(d.block(), "randrw", "4k", 64, 4, "libaio", 0);
-  a.insert(a.end(), {"--size=12M", "--offset_increment=16M", "--bsrange=4k-64k",
-                     "--verify=crc32c", "--do_verify=1", "--verify_fatal=1",
-                     "--loops=" + std::to_string(std::max(1, stress_seconds() / 4))});
+  a.insert(a.end(),
+           {"--size=12M", "--offset_increment=16M", "--bsrange=4k-64k", "--verify=crc32c", "--do_verify=1",
+            "--verify_fatal=1", "--loops=" + std::to_string(std::max(1, stress_seconds() / 4))});
   FioResult r = run_fio(a, budget());
   ASSERT_TRUE(r.ok()) << r.describe();
 }
@@ -104,12 +104,12 @@ TEST(Stress, QueueAndThreadMatrixVerify) {
         if (t < q) continue;  // keeps the matrix small: fewer threads than queues adds no new dealing
         SCOPED_TRACE("queues " + std::to_string(q) + " (capped at " + std::to_string(cpus) +
                      " cpus) threads " + std::to_string(t) + " depth " + std::to_string(depth));
-        FixtureDevice d({"-t", "mem", "-s", "16M", "-q", std::to_string(q), "-d",
-                         std::to_string(depth), "--nthreads", std::to_string(t), "--per-io-tasks"});
+        FixtureDevice d({"-t", "mem", "-s", "16M", "-q", std::to_string(q), "-d", std::to_string(depth),
+                         "--nthreads", std::to_string(t), "--per-io-tasks"});
         ASSERT_DEVICE(d);
         auto a = fio_job(d.block(), "randwrite", "4k", 32, 2, "libaio", 0);
-        a.insert(a.end(), {"--size=4M", "--offset_increment=6M", "--verify=crc32c",
-                           "--do_verify=1", "--verify_fatal=1"});
+        a.insert(a.end(), {"--size=4M", "--offset_increment=6M", "--verify=crc32c", "--do_verify=1",
+                           "--verify_fatal=1"});
         FioResult r = run_fio(a, 120s);
         ASSERT_TRUE(r.ok()) << r.describe();
       }
@@ -140,8 +140,8 @@ TEST(Stress, RecoveryLoopUnderLoad) {
   // check that every reissued read returns its block.
   ScratchFile img("stress-rec", 32 << 20);
   ASSERT_TRUE(img.ok()) << img.path();
-  FixtureDevice d({"-t", "file", "--file", img.path(), "-q", "2", "--nthreads", "4",
-                   "--per-io-tasks", "--reissue"});
+  FixtureDevice d(
+      {"-t", "file", "--file", img.path(), "-q", "2", "--nthreads", "4", "--per-io-tasks", "--reissue"});
   ASSERT_DEVICE(d);
   FioResult w = run_fio(fio_write_verify(d.block(), "32M", 16), budget());
   ASSERT_TRUE(w.ok()) << "pattern write: " << w.describe();

@@ -10,9 +10,9 @@
 #include <thread>
 
 #include "device.h"
-#include "held_read.h"
 #include "env.h"
 #include "fio.h"
+#include "held_read.h"
 
 using namespace ublkcheck;
 using namespace ublk;
@@ -32,7 +32,9 @@ TEST(Teardown, DeleteWithIoInFlightIsBounded) {
   ProcResult r = d.del();
   EXPECT_EQ(r.status, 0) << r.describe();
   EXPECT_LT(Clock::now() - t0, 20s) << "DEL_DEV with I/O in flight";
-  RecordProperty("del_ms", std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count()));
+  RecordProperty(
+      "del_ms",
+      std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count()));
   FioResult f = fio.wait(30s);
   EXPECT_FALSE(f.proc.timed_out) << "fio hung after the device was deleted";
 }
@@ -47,7 +49,9 @@ TEST(Teardown, ServerThatNeverCompletesThenKilledThenDeleted) {
   HeldRead read(d.block());
   // The server's counters show the read has reached it (and is held there).
   uint64_t ios = 0;
-  for (int i = 0; i < 250 && (ios = d.stats().value("ops", nlohmann::json::object()).value("read", uint64_t(0))) == 0; i++)
+  for (int i = 0;
+       i < 250 && (ios = d.stats().value("ops", nlohmann::json::object()).value("read", uint64_t(0))) == 0;
+       i++)
     std::this_thread::sleep_for(20ms);
   EXPECT_EQ(ios, 1u) << "the read never reached the server (or something else read the device)";
   std::this_thread::sleep_for(200ms);
@@ -57,7 +61,9 @@ TEST(Teardown, ServerThatNeverCompletesThenKilledThenDeleted) {
   // dead server's /dev/ublkcN is released.
   const int got = read.wait(15s);
   EXPECT_EQ(got, EIO) << "the held read ended with " << got
-                      << (got == -1 ? " (still waiting 15 s after the kill)" : got == 0 ? " (data nobody served)" : "");
+                      << (got == -1  ? " (still waiting 15 s after the kill)"
+                          : got == 0 ? " (data nobody served)"
+                                     : "");
   if (got == -1) return;  // stuck in the kernel: the runner's hang dump shows where
   auto t0 = Clock::now();
   ProcResult r = d.del();

@@ -3,23 +3,23 @@
 // The guest has no udev, so the test does what the udev rule ublk ships does: make
 // /dev/ublk-control usable and give each device's nodes to the device's owner.
 #include <fcntl.h>
+#include <grp.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstring>
-#include <fstream>
-#include <signal.h>
 #include <filesystem>
+#include <fstream>
 #include <functional>
-#include <grp.h>
 #include <thread>
 
 #include "device.h"
-#include "held_read.h"
 #include "env.h"
+#include "held_read.h"
 #include "raw_io.h"
 
 using namespace ublkcheck;
@@ -29,7 +29,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr uid_t kUser = 65534;   // nobody
+constexpr uid_t kUser = 65534;  // nobody
 constexpr uid_t kOther = 65533;
 
 // Runs `fn` in a child with the given uid/gid and returns its exit code (the child
@@ -68,7 +68,8 @@ class NodeOwnerFixer {
         uint32_t id = uint32_t(std::strtoul(n.c_str() + 5, nullptr, 10));
         ublksrv_ctrl_dev_info info{};
         if (c.get_dev_info(id, &info) == 0 && (info.flags & UBLK_F_UNPRIVILEGED_DEV))
-          if (chown(e.path().c_str(), info.owner_uid, info.owner_gid)) {}
+          if (chown(e.path().c_str(), info.owner_uid, info.owner_gid)) {
+          }
       }
       std::this_thread::sleep_for(5ms);
     }
@@ -144,7 +145,8 @@ TEST_F(Unprivileged, RecoveryFlagsAreSilentlyDropped) {
     return (f & UBLK_F_USER_RECOVERY ? 1 : 0) | (f & UBLK_F_USER_RECOVERY_REISSUE ? 2 : 0) |
            (f & UBLK_F_UNPRIVILEGED_DEV ? 0 : 4);
   });
-  EXPECT_EQ(rc, 0) << "1: USER_RECOVERY kept, 2: REISSUE kept, 4: UNPRIVILEGED_DEV lost, 100+e: ADD_DEV failed";
+  EXPECT_EQ(rc, 0)
+      << "1: USER_RECOVERY kept, 2: REISSUE kept, 4: UNPRIVILEGED_DEV lost, 100+e: ADD_DEV failed";
 }
 
 TEST_F(Unprivileged, UserAddsServesAndDeletesItsOwnDevice) {
@@ -160,9 +162,10 @@ TEST_F(Unprivileged, UserAddsServesAndDeletesItsOwnDevice) {
     auto j = nlohmann::json::parse(add.out, nullptr, false);
     if (j.is_discarded() || j.value("owner_uid", 0u) != kUser) return 11;
     const std::string id = std::to_string(j["dev_id"].get<int>());
-    ProcResult io = run({"fio", "--name=u", "--filename=/dev/ublkb" + id, "--rw=randwrite",
-                         "--bs=4k", "--size=2M", "--direct=1", "--verify=crc32c",
-                         "--do_verify=1", "--verify_fatal=1", "--output-format=json"}, 60s);
+    ProcResult io =
+        run({"fio", "--name=u", "--filename=/dev/ublkb" + id, "--rw=randwrite", "--bs=4k", "--size=2M",
+             "--direct=1", "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--output-format=json"},
+            60s);
     if (io.status != 0) {
       fprintf(stderr, "fio: %s\n", io.describe().c_str());
       return 12;
@@ -232,8 +235,8 @@ class UserDevice {
 
 // `op` on device `id` with `path` as the char device named in front of the payload (the
 // driver checks the caller's access to that node, and that it is this device's node).
-int with_dev_path(Control& c, uint32_t op, uint32_t id, const std::string& path,
-                  void* payload, uint16_t len) {
+int with_dev_path(Control& c, uint32_t op, uint32_t id, const std::string& path, void* payload,
+                  uint16_t len) {
   std::vector<char> buf(path.size() + 1 + len);
   std::memcpy(buf.data(), path.c_str(), path.size() + 1);
   if (len) std::memcpy(buf.data() + path.size() + 1, payload, len);
@@ -353,7 +356,8 @@ TEST_F(Unprivileged, CannotControlARootDevice) {
     if (r2 != -EPERM) return 200 + errno_code(r2) % 50;
     return 0;
   });
-  EXPECT_EQ(rc, 0) << "a user without CAP_SYS_ADMIN reached root's device (100+e: GET_DEV_INFO, 200+e: STOP_DEV)";
+  EXPECT_EQ(rc, 0)
+      << "a user without CAP_SYS_ADMIN reached root's device (100+e: GET_DEV_INFO, 200+e: STOP_DEV)";
   EXPECT_EQ(d.state(), "LIVE");
 }
 
@@ -378,7 +382,8 @@ TEST_F(Unprivileged, ServerHoldingARequestPastItsTimeoutIsKilled) {
   const std::string out = state_ + "/add.json";
   int rc = as_user(kUser, [&] {
     putenv(const_cast<char*>(env.c_str()));
-    ProcResult add = fixture({"add", "-t", "fault", "--never-complete", "-s", "8M", "--unprivileged", "--json"}, 30s);
+    ProcResult add =
+        fixture({"add", "-t", "fault", "--never-complete", "-s", "8M", "--unprivileged", "--json"}, 30s);
     std::ofstream(out) << add.out;
     return add.status;
   });
@@ -443,7 +448,8 @@ TEST_F(Unprivileged, UblksMaxCapsUnprivilegedDevicesOnly) {
     RawDevice second(c, 1, 4, UBLK_F_UNPRIVILEGED_DEV);
     return second.add_result() == 0 ? 9 : errno_code(second.add_result());
   });
-  EXPECT_EQ(rc, EACCES) << "a second unprivileged device with ublks_max 1 (9: it was added, 10+e: the first failed)";
+  EXPECT_EQ(rc, EACCES)
+      << "a second unprivileged device with ublks_max 1 (9: it was added, 10+e: the first failed)";
   {
     Control c;
     RawDevice root(c, 1, 4, 0);

@@ -61,10 +61,11 @@ TEST(ZeroCopy, RegisterAndUnregisterOnAUserCopyDeviceAreEinval) {
   // Both rings have a buffer table, so the device's copy mode is the only reason to refuse.
   ASSERT_TRUE(s.ring().register_sparse_buffers(4));
   EXPECT_EQ(s.ring().cmd(UBLK_IO_REGISTER_IO_BUF, 0, t, 0), -EINVAL) << "daemon REGISTER";
-  EXPECT_EQ(off_daemon(s, [t](RawIoRing& r) {
-              if (!r.register_sparse_buffers(4)) return -ENOMEM;
-              return r.cmd(UBLK_IO_REGISTER_IO_BUF, 0, t, 0);
-            }),
+  EXPECT_EQ(off_daemon(s,
+                       [t](RawIoRing& r) {
+                         if (!r.register_sparse_buffers(4)) return -ENOMEM;
+                         return r.cmd(UBLK_IO_REGISTER_IO_BUF, 0, t, 0);
+                       }),
             -EINVAL)
       << "REGISTER from another task";
   EXPECT_EQ(s.ring().cmd(UBLK_IO_UNREGISTER_IO_BUF, 0, t, 0), -EINVAL) << "UNREGISTER";
@@ -80,10 +81,11 @@ TEST(ZeroCopy, RegisterWithoutAHeldRequestIsRefused) {
   ASSERT_TRUE(s.ok()) << "the self-served device did not start";
   ASSERT_TRUE(s.ring().register_sparse_buffers(4));
   EXPECT_EQ(s.ring().cmd(UBLK_IO_REGISTER_IO_BUF, 0, 0, 1), -EBUSY) << "daemon, no request";
-  EXPECT_EQ(off_daemon(s, [](RawIoRing& r) {
-              if (!r.register_sparse_buffers(4)) return -ENOMEM;
-              return r.cmd(UBLK_IO_REGISTER_IO_BUF, 0, 0, 1);
-            }),
+  EXPECT_EQ(off_daemon(s,
+                       [](RawIoRing& r) {
+                         if (!r.register_sparse_buffers(4)) return -ENOMEM;
+                         return r.cmd(UBLK_IO_REGISTER_IO_BUF, 0, 0, 1);
+                       }),
             -EINVAL)
       << "another task, no request";
   EXPECT_EQ(s.ring().cmd(UBLK_IO_REGISTER_IO_BUF, 1, 0, 1), -EINVAL) << "q_id == nr_hw_queues";
@@ -297,7 +299,9 @@ TEST(ShmemZcData, UnmatchedIoIsCopiedAsUsual) {
   ASSERT_GE(ro_index, 0);
   ASSERT_EQ(unreg_buf(c, s.id(), rw_index), 0);
   for (char* at : {other.p, ro.p, rw.p}) {
-    SCOPED_TRACE(at == other.p ? "unregistered memory" : at == ro.p ? "read-only region" : "unregistered region");
+    SCOPED_TRACE(at == other.p ? "unregistered memory"
+                 : at == ro.p  ? "read-only region"
+                               : "unregistered region");
     BlockIo reader(s.id(), false, nullptr, kLen, at);
     const int tag = s.wait_request();
     ASSERT_GE(tag, 0) << "the read never reached the server";

@@ -144,14 +144,12 @@ INSTANTIATE_TEST_SUITE_P(
         ZonedParamCase{"valid_limits_equal_to_zone_count",
                        [](auto& p) { p.zoned.max_open_zones = p.zoned.max_active_zones = 16; }, 0},
         ZonedParamCase{"no_zoned_block", [](auto& p) { p.types &= ~UBLK_PARAM_TYPE_ZONED; }, -EINVAL},
-        ZonedParamCase{"chunk_sectors_not_power_of_two",
-                       [](auto& p) { p.basic.chunk_sectors = 3 * 2048; }, -EINVAL},
-        ZonedParamCase{"zero_max_zone_append", [](auto& p) { p.zoned.max_zone_append_sectors = 0; },
+        ZonedParamCase{"chunk_sectors_not_power_of_two", [](auto& p) { p.basic.chunk_sectors = 3 * 2048; },
                        -EINVAL},
-        ZonedParamCase{"max_open_above_zone_count", [](auto& p) { p.zoned.max_open_zones = 17; },
-                       -EINVAL},
-        ZonedParamCase{"max_active_above_zone_count",
-                       [](auto& p) { p.zoned.max_active_zones = 17; }, -EINVAL}),
+        ZonedParamCase{"zero_max_zone_append", [](auto& p) { p.zoned.max_zone_append_sectors = 0; }, -EINVAL},
+        ZonedParamCase{"max_open_above_zone_count", [](auto& p) { p.zoned.max_open_zones = 17; }, -EINVAL},
+        ZonedParamCase{"max_active_above_zone_count", [](auto& p) { p.zoned.max_active_zones = 17; },
+                       -EINVAL}),
     [](const testing::TestParamInfo<ZonedParamCase>& i) { return std::string(i.param.name); });
 
 // --- the zone geometry and REPORT_ZONES ---
@@ -192,8 +190,8 @@ TEST_F(Zoned, ReportZonesShowsTheServersLayout) {
 TEST(ZonedReport, DeviceWithMoreZonesThanOneReportBufferComesUp) {
   REQUIRE_FEATURE(UBLK_F_ZONED);
   REQUIRE_FEATURE(UBLK_F_USER_COPY);
-  FixtureDevice d({"-t", "zoned", "--user-copy", "-s", "128M", "--zone-size", "1M",
-                   "--conv-zones", "0", "--max-io", "4K"});
+  FixtureDevice d({"-t", "zoned", "--user-copy", "-s", "128M", "--zone-size", "1M", "--conv-zones", "0",
+                   "--max-io", "4K"});
   ASSERT_DEVICE(d);
   EXPECT_EQ(sysfs(d, "nr_zones"), "128");
   EXPECT_GE(op_count(d, "report_zones"), 2u) << "128 zones of 64 bytes cannot fit one 4 KiB report buffer";
@@ -203,8 +201,8 @@ TEST(ZonedReport, DeviceWithMoreZonesThanOneReportBufferComesUp) {
 TEST(ZonedReport, ReportLargerThanTheBufferReturnsEveryZoneInOrder) {
   REQUIRE_FEATURE(UBLK_F_ZONED);
   REQUIRE_FEATURE(UBLK_F_USER_COPY);
-  FixtureDevice d({"-t", "zoned", "--user-copy", "-s", "128M", "--zone-size", "1M",
-                   "--conv-zones", "0", "--max-io", "4K"});
+  FixtureDevice d({"-t", "zoned", "--user-copy", "-s", "128M", "--zone-size", "1M", "--conv-zones", "0",
+                   "--max-io", "4K"});
   ASSERT_DEVICE(d);
   int fd = open(d.block().c_str(), O_RDONLY);
   ASSERT_GE(fd, 0) << strerror(errno);
@@ -215,7 +213,8 @@ TEST(ZonedReport, ReportLargerThanTheBufferReturnsEveryZoneInOrder) {
   ASSERT_EQ(zones.size(), 128u) << strerror(errno);
   unsigned wrong = 0, first = 0;
   for (unsigned i = 0; i < 128; i++) {
-    if (zones[i].start == i * 2048ULL && zones[i].len == 2048 && zones[i].cond == BLK_ZONE_COND_EMPTY) continue;
+    if (zones[i].start == i * 2048ULL && zones[i].len == 2048 && zones[i].cond == BLK_ZONE_COND_EMPTY)
+      continue;
     if (!wrong++) first = i;
   }
   EXPECT_EQ(wrong, 0u) << wrong << " of 128 entries wrong; entry " << first << " is the zone at sector "
@@ -334,8 +333,7 @@ TEST(ZonedAppend, BtrfsWrittenWithZoneAppendsReadsBackAfterRemount) {
   REQUIRE_FEATURE(UBLK_F_ZONED);
   REQUIRE_FEATURE(UBLK_F_USER_COPY);
   if (!have_program("mkfs.btrfs")) GTEST_SKIP() << "no mkfs.btrfs in the guest (btrfs-progs)";
-  if (run({"modprobe", "btrfs"}, 30s).status != 0 &&
-      !std::filesystem::exists("/sys/fs/btrfs"))
+  if (run({"modprobe", "btrfs"}, 30s).status != 0 && !std::filesystem::exists("/sys/fs/btrfs"))
     GTEST_SKIP() << "kernel " << kernel_release() << " has no btrfs";
   FixtureDevice d({"-t", "zoned", "--user-copy", "-s", "512M", "--conv-zones", "0"});
   ASSERT_DEVICE(d);
@@ -369,9 +367,9 @@ TEST(ZonedAppend, BtrfsWrittenWithZoneAppendsReadsBackAfterRemount) {
 
 // fio's zoned mode: sequential writes within the zones' write pointers, verified.
 TEST_F(Zoned, FioZonedWriteVerifyPasses) {
-  auto r = run({"fio", "--name=zbd", "--filename=" + dev_->block(), "--direct=1",
-                "--zonemode=zbd", "--rw=write", "--bs=64k", "--size=32M", "--offset=8M",
-                "--ioengine=psync", "--verify=crc32c", "--do_verify=1", "--output-format=json"},
+  auto r = run({"fio", "--name=zbd", "--filename=" + dev_->block(), "--direct=1", "--zonemode=zbd",
+                "--rw=write", "--bs=64k", "--size=32M", "--offset=8M", "--ioengine=psync", "--verify=crc32c",
+                "--do_verify=1", "--output-format=json"},
                120s);
   EXPECT_EQ(r.status, 0) << r.describe();
   EXPECT_GE(op_count(*dev_, "write"), 256u) << "fio's writes did not reach the server";
