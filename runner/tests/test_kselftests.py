@@ -77,3 +77,30 @@ def test_only_reports_that_kill_the_task_start_the_grace_clock():
     assert header_kind("[ 1.0] UBSAN: array-index-out-of-bounds in io_uring/rsrc.c:1070:12") not in FATAL_KINDS
     assert header_kind("[ 1.0] WARNING: CPU: 1 PID: 2 at drivers/block/ublk_drv.c:10 f+0x1/0x2") not in FATAL_KINDS
     assert header_kind("[ 1.0] BUG: kernel NULL pointer dereference, address: 0000000000000010") in FATAL_KINDS
+
+
+def test_a_daemon_that_survives_sigkill_makes_the_guest_unfit(monkeypatch):
+    """kublk in D state after the kill keeps its backing files in the guest's tmpfs (the
+    stripe scripts then failed with ENOSPC): the agent ends the guest so the next test gets
+    a fresh one. A zombie holds nothing and does not count."""
+    import subprocess
+    a = agent()
+    ps = {"out": " 812 D\n 813 Z\n"}
+    monkeypatch.setattr(a, "sh", lambda cmd, timeout=60: subprocess.CompletedProcess(cmd, 0, ps["out"], ""))
+    monkeypatch.setattr(a.time, "sleep", lambda s: None)
+    assert a.wait_gone("kublk", 0) == ["812 D"]
+    ps["out"] = " 813 Z\n"
+    assert a.wait_gone("kublk", 0) == []
+
+    ran, events = [], []
+    monkeypatch.setattr(a, "event", events.append)
+    monkeypatch.setattr(a, "load_driver", lambda plan: "")
+    monkeypatch.setattr(a, "features", lambda plan: 0)
+    monkeypatch.setattr(a.protocol, "read_events", lambda path, pos=0: (0, []))
+    monkeypatch.setattr(a, "run_test", lambda t, plan: ran.append(t["name"]) or t["name"] != "k.stuck")
+    plan = a.protocol.Plan(tests=[{"name": "k.one"}, {"name": "k.stuck"}, {"name": "k.after"}])
+    monkeypatch.setattr(a.sys, "argv", ["agent.py", "plan.json"])
+    monkeypatch.setattr("builtins.open", lambda *args, **kw: __import__("io").StringIO(plan.dumps()))
+    a.main()
+    assert ran == ["k.one", "k.stuck"]
+    assert [e["event"] for e in events] == ["boot"], "no done: the host boots again for k.after"

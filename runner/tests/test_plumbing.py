@@ -38,6 +38,11 @@ def test_qemu_command_line(tmp_path, monkeypatch):
     append = argv[argv.index("-append") + 1]
     assert "panic=-1" in append and "console=ttyS0" in append and "foo=1" in append
     assert "KREL=7.2.13+deb14-amd64" in append and "AGENT=/a/agent.py" in append
+    # TCG only: no clocksource watchdog on the TSC (its runtime sched_clock patch oopses there).
+    assert "tsc=nowatchdog" in append.split()
+    kvm = vm.command_line(fake_kernel(tmp_path), tmp_path / "initrd", tmp_path / "share",
+                          vm.VmConfig(accel="kvm"), tmp_path / "mon", Path("/a/agent.py"))
+    assert "tsc=nowatchdog" not in kvm[kvm.index("-append") + 1]
 
 
 def assemble(tmp_path, lines, results, tests):
@@ -82,8 +87,9 @@ def test_known_issue_keeps_fail_but_not_the_run():
                "location": r"rsrc\.c:1070:", "note": "n"}]
     assert known.annotate(run, issues) == 1
     assert run.tests[0].status == "fail" and run.ok()
-    other = RunResult("r", "x", kernel_release="7.3.0", tests=[TestResult(
-        "t", "io", "fail", message="kernel report during the test: UBSAN", reports=[rep])])
+    other = RunResult("r", "x", kernel_release="7.3.0",
+                      tests=[TestResult("t", "io", "fail", message="kernel report during the test: UBSAN",
+                                        reports=[rep])])
     assert known.annotate(other, issues) == 0 and not other.ok()
 
 

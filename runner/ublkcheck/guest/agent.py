@@ -142,7 +142,8 @@ def coverage_save(name, plan):
 
 
 def run_script(t, plan):
-    """(rc, output) of one kselftest script, run from its own directory in its own process
+    """(rc, output, the guest is fit for the next test) of one kselftest script, run from its
+    own directory in its own process
     group: on a timeout the whole group is killed. Each script gets a fresh TMPDIR (its
     backing files), and what it leaves (devices, kublk daemons, files) is cleared before the
     next one: in one guest, the files of earlier scripts filled the tmpfs and made the
@@ -160,12 +161,32 @@ def run_script(t, plan):
         out, _ = p.communicate()
         rc, out = -1, (out or "") + f"\ntimed out after {t.get('timeout')}s in the guest"
     left = sh("pgrep -x kublk").stdout.split()
+    fit = True
     if left:
         sh(f"{os.path.join(here, 'kublk')} del -a", timeout=60)
         sh("pkill -9 -x kublk")
         out += f"\n(ublkcheck: {len(left)} kublk process(es) outlived the script; devices deleted)"
+        stuck = wait_gone("kublk", 30)
+        if stuck:
+            # A daemon that survives SIGKILL (D state) keeps its devices and its backing
+            # files in the guest's tmpfs: the next scripts would fail for it (ENOSPC).
+            fit = False
+            out += (f"\n(ublkcheck: {len(stuck)} kublk process(es) survive SIGKILL after 30 s: "
+                    f"{'; '.join(stuck)[:300]}; the next test gets a fresh guest)")
     shutil.rmtree(tmp, ignore_errors=True)
-    return rc, out
+    return rc, out, fit
+
+
+def wait_gone(name, seconds):
+    """The processes called `name` still alive after `seconds` ("pid state" each), or []. A
+    zombie holds nothing (nobody may reap it: PID 1 is init.sh) and does not count."""
+    deadline = time.monotonic() + seconds
+    while True:
+        rows = [l.split() for l in sh(f"ps -C {name} -o pid=,stat=").stdout.splitlines() if l.strip()]
+        left = [" ".join(r) for r in rows if len(r) == 2 and not r[1].startswith("Z")]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.5)
 
 
 def missing_programs(script):
@@ -215,13 +236,14 @@ def save_server_logs(art, src=SERVER_LOGS):
 
 
 def run_test(t, plan):
+    """Runs one planned test; returns False if it left the guest unfit for the next one."""
     name = t["name"]
     if t.get("kind") == "script":
         event(protocol.start_event(name))
         coverage_reset(plan)
         kmsg(protocol.start_marker(name))
         t0 = time.time()
-        rc, output = run_script(t, plan)
+        rc, output, fit = run_script(t, plan)
         dur = time.time() - t0
         status, msg, skip = script_result(rc, output, t["binary"])
         kmsg(protocol.end_marker(name, status))
@@ -229,7 +251,7 @@ def run_test(t, plan):
         if coverage_save(name, plan):
             props["coverage"] = True
         event(protocol.result_event(name, status, dur, msg[-8000:], skip, props))
-        return
+        return fit
     out_json = os.path.join(SHARE, "gtest", safe_name(name) + ".json")
     art = os.path.join(SHARE, "artifacts", safe_name(name))
     os.makedirs(os.path.dirname(out_json), exist_ok=True)
@@ -263,6 +285,7 @@ def run_test(t, plan):
     if coverage_save(name, plan):
         props = dict(props, coverage=True)
     event(protocol.result_event(name, status, dur, msg[-8000:], skip, props))
+    return True
 
 
 def run_command(plan):
@@ -292,8 +315,8 @@ def main():
         run_command(plan)
     else:
         for t in plan.tests:
-            if t["name"] not in done:
-                run_test(t, plan)
+            if t["name"] not in done and not run_test(t, plan):
+                return  # the guest ends without "done": the host boots a fresh one for the rest
     event(protocol.done_event())
 
 
