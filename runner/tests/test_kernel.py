@@ -118,6 +118,9 @@ def test_bzimage_paths_are_checked(tmp_path):
     with pytest.raises(UserError, match="no such file"):
         from_paths(str(tmp_path / "bzImage"), None)
     (tmp_path / "bzImage").write_bytes(b"x")
+    with pytest.raises(UserError, match="not a bzImage"):
+        from_paths(str(tmp_path / "bzImage"), None)
+    (tmp_path / "bzImage").write_bytes(b"\0" * 0x202 + b"HdrS")
     with pytest.raises(UserError, match="needs --modules"):
         from_paths(str(tmp_path / "bzImage"), None)
     with pytest.raises(UserError, match="not a directory"):

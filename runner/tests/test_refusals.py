@@ -77,3 +77,42 @@ def test_scan_takes_json_before_or_after_the_file():
         assert p.returncode == 1 and p.stdout.lstrip().startswith("["), (args, p.stderr)
     h = subprocess.run([str(REPO / "ublkcheck"), "scan", "--help"], capture_output=True, text=True, timeout=60)
     assert "--json" in h.stdout and "file" in h.stdout
+
+
+def test_kernel_that_is_not_a_bzimage(standins, tmp_path):
+    k = tmp_path / "vmlinuz"
+    k.write_text("not a kernel\n")
+    refused(standins, ["run", "--kernel", str(k)], "not a bzImage")
+
+
+def test_modules_without_the_release_or_without_ublk_drv(standins, tmp_path):
+    k = tmp_path / "bzImage"
+    k.write_bytes(b"\0" * 0x202 + b"HdrS" + b"\0" * 64)  # the boot protocol's magic at 0x202
+    refused(standins, ["run", "--kernel", str(k), "--modules", str(tmp_path / "nope")], "--modules")
+    release = tmp_path / "lib" / "modules" / "7.2.0-test"
+    (release / "kernel" / "fs").mkdir(parents=True)
+    refused(standins, ["run", "--kernel", str(k), "--modules", str(release.parent)],
+            "expected a .../modules/<release> directory")
+    refused(standins, ["run", "--kernel", str(k), "--modules", str(release)], "no ublk_drv.ko in it")
+
+
+def test_fetch_source_into_a_file(standins, tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    refused(standins, ["fetch-source", "7.2", str(f)], "is an existing file (give a directory)")
+
+
+@pytest.mark.parametrize("cmd,kind", [("merge", "directory"), ("report", "file"), ("coverage", "directory")])
+def test_out_whose_parent_is_missing_or_that_is_the_wrong_kind(standins, tmp_path, cmd, kind):
+    f = tmp_path / "file"
+    f.write_text("x")
+    refused(standins, [cmd, str(tmp_path), "--out", str(tmp_path / "no" / "such")], "does not exist")
+    if kind == "directory":
+        refused(standins, [cmd, str(tmp_path), "--out", str(f)], "is an existing file (give a directory)")
+    else:
+        refused(standins, [cmd, str(tmp_path), "--out", str(tmp_path)], "is an existing directory")
+
+
+def test_filter_or_exclude_that_leaves_no_test_names_itself(standins):
+    refused(standins, ["run", "--filter", "nosuchsuite.*"], "--filter 'nosuchsuite.*'")
+    refused(standins, ["run", "--exclude", "*"], "--exclude '*'")

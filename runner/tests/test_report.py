@@ -142,7 +142,7 @@ def test_markdown_summary(tmp_path):
 def test_bad_input_is_one_line(tmp_path):
     written(run([tr("a.B.C")]), tmp_path / "r")
     for args, needle in [((tmp_path / "nope",), "no such file or directory"),
-                         ((tmp_path / "r", "--out", tmp_path), "is a directory")]:
+                         ((tmp_path / "r", "--out", tmp_path), "is an existing directory")]:
         p = cli("report", *args)
         assert p.returncode == 2 and needle in p.stderr, p.stderr
         assert len(p.stderr.strip().splitlines()) == 1

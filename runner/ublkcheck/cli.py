@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from .errors import UserError
-from .runargs import add_run_args, request, whole
+from .argtypes import new_path, whole
+from .runargs import add_run_args, request
 
 
 class Parser(argparse.ArgumentParser):
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     add_run_args(b)
     fs = sub.add_parser("fetch-source", help="unpack Debian's linux-source-SERIES as a tree for --kernel-tree")
     fs.add_argument("series", help="kernel series, e.g. 7.2 or 6.1")
-    fs.add_argument("dest", type=Path, help="directory to unpack into")
+    fs.add_argument("dest", type=new_path("directory"), help="directory to unpack into")
     # Commands in their own modules: each registers its parser and sets args.func.
     from . import coverage, diff, matrix, merge, report, scan
     for mod in (scan, matrix, merge, diff, report, coverage):

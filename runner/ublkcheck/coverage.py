@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from .argtypes import new_path
 from .errors import UserError
 from .kernel import cache_dir
 
@@ -254,8 +255,8 @@ def cmd_coverage(args) -> int:
 def add_parser(sub) -> None:
     p = sub.add_parser("coverage", help="ublk_drv.c coverage of --coverage runs, side by side and together")
     p.add_argument("dirs", nargs="+", metavar="DIR", help="results directories of `run --coverage` on one build")
-    p.add_argument("--out", metavar="DIR", help="also merge them: DIR/coverage/ (tracefile, html, map) and "
-                   "DIR/coverage.json")
+    p.add_argument("--out", metavar="DIR", type=new_path("directory"),
+                   help="also merge them: DIR/coverage/ (tracefile, html, map) and DIR/coverage.json")
     p.set_defaults(func=cmd_coverage)
 
 

@@ -82,10 +82,10 @@ def select(tests: list[PlannedTest], patterns: list[str] | None, exclude: list[s
     if patterns:
         tests = [t for t in tests if any(fnmatch.fnmatch(t.name, p) for p in patterns)]
         if not tests:
-            raise UserError(f"--filter {' '.join(patterns)}: matches no test (names look like "
+            raise UserError(f"--filter {' '.join(map(repr, patterns))}: matches no test (names look like "
                             "control.Features.WordIsNonZeroAndHasIoctlEncoding or kselftests.test_null_01)")
     if exclude:
         tests = [t for t in tests if not any(fnmatch.fnmatch(t.name, p) for p in exclude)]
         if not tests:
-            raise UserError(f"--exclude {' '.join(exclude)}: leaves no test to run")
+            raise UserError(f"--exclude {' '.join(map(repr, exclude))}: leaves no test to run")
     return tests

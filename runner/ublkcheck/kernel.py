@@ -189,14 +189,32 @@ class DebianKernels:
         return self.apt.policy_versions("linux-image-amd64")
 
 
-def from_paths(bzimage: str, modules: str | None) -> Kernel:
+def check_kernel_files(bzimage: str, modules: str | None) -> None:
+    """A bare kernel: a bzImage (the x86 boot protocol's "HdrS" at 0x202) or an ELF vmlinux,
+    and --modules, its lib/modules/<release> directory holding ublk_drv."""
     kimg = Path(bzimage)
     if not kimg.is_file():
         raise UserError(f"--kernel {bzimage}: no such file (give a bzImage/vmlinuz path or debian:<suite>)")
+    with open(kimg, "rb") as f:
+        head = f.read(0x206)
+    if head[:4] != b"\x7fELF" and head[0x202:0x206] != b"HdrS":
+        raise UserError(f"--kernel {bzimage}: not a bzImage (no boot-protocol header 'HdrS' at 0x202) "
+                        "nor an ELF vmlinux")
     if not modules:
         raise UserError(f"--kernel {bzimage} needs --modules DIR (the lib/modules/<release> of that kernel)")
     mdir = Path(modules)
     if not mdir.is_dir():
         raise UserError(f"--modules {modules}: not a directory (expected lib/modules/<release>)")
+    if mdir.parent.name != "modules":
+        raise UserError(f"--modules {modules}: expected a .../modules/<release> directory")
+    builtin = mdir / "modules.builtin"
+    if not any(mdir.rglob("ublk_drv.ko*")) and not (builtin.is_file() and "ublk_drv.ko" in builtin.read_text()):
+        raise UserError(f"--modules {modules}: no ublk_drv.ko in it, nor in modules.builtin "
+                        "(build the kernel with CONFIG_BLK_DEV_UBLK=m)")
+
+
+def from_paths(bzimage: str, modules: str | None) -> Kernel:
+    check_kernel_files(bzimage, modules)
+    kimg, mdir = Path(bzimage), Path(modules)
     run_depmod(mdir)
     return Kernel(spec=bzimage, release=mdir.name, vmlinuz=kimg, modules=mdir)

@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .argtypes import new_path
 from .errors import UserError
 from .model import RunResult
 from .rundirs import load_run
@@ -91,5 +92,6 @@ def add_parser(sub) -> None:
                                    "(results.json, junit.xml, ktap.txt). Exit 1 if a test failed.",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dirs", nargs="+", metavar="DIR", help="shard result directories (or their results.json)")
-    p.add_argument("--out", required=True, metavar="DIR", help="where the merged run is written")
+    p.add_argument("--out", required=True, metavar="DIR", type=new_path("directory"),
+                   help="where the merged run is written")
     p.set_defaults(func=cmd_merge)

@@ -55,12 +55,8 @@ class RunRequest:
         if self.kernel_tree is not None and not Path(self.kernel_tree).is_dir():
             raise UserError(f"--kernel-tree {self.kernel_tree}: not a directory (give a kernel source tree)")
         if self.kernel and not self.kernel_tree and not self.kernel.startswith(("debian:", "tree:")):
-            k = Path(self.kernel)
-            if not k.is_file():
-                raise UserError(f"--kernel {self.kernel}: no such file (give a bzImage path or debian:<suite>)")
-            if self.modules is None or not Path(self.modules).is_dir():
-                raise UserError(f"--kernel {self.kernel} needs --modules DIR, the lib/modules/<release> "
-                                f"directory of that kernel{f' ({self.modules} is not one)' if self.modules else ''}")
+            from .kernel import check_kernel_files
+            check_kernel_files(self.kernel, self.modules)
         if self.results:
             r = Path(self.results)
             if r.exists() and not r.is_dir():
@@ -146,11 +142,16 @@ def execute(req: RunRequest, command: list[str] | None = None, label: str | None
     """Boots and runs; returns (RunResult, outdir). `choose`, given (source, kernel, planned
     tests), may narrow the tests once the kernel is known."""
     from . import vm
+    from . import kselftests
     from .discover import plan_suites, select
     from .orchestrate import Limits, Orchestrator
     from .results import write_all
     from .shard import empty_run, parse_shard, select_shard
     req.check()
+    if not command and kselftests.SUITE not in req.suite.split(","):
+        # Our suites are listed from the build: a selection that leaves nothing is refused
+        # before the kernel is fetched (the kernel's own selftests need its source first).
+        select(plan_suites(Path(req.build), req.suite), list(req.filter), list(req.exclude))
     shard = parse_shard(req.shard) if req.shard else None
     if shard and command:
         raise UserError("--shard splits the test list; it does not apply to `-- COMMAND`")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .coverage import summary_line
 from .history import summary_line as skips_line
+from .argtypes import new_path
 from .errors import UserError
 from .grid import Cell, Grid, build_grid
 from .model import REPORT_LINE_PREFIX
@@ -331,6 +332,7 @@ def add_parser(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR", help="run dir (results.json) or matrix dir (matrix.json or "
                    "subdirectories with results.json)")
-    p.add_argument("--out", metavar="FILE", help="HTML file to write (default RUN_DIR/report.html)")
+    p.add_argument("--out", metavar="FILE", type=new_path("file"),
+                   help="HTML file to write (default RUN_DIR/report.html)")
     p.add_argument("--markdown", action="store_true", help="print a markdown summary (for a CI job summary) instead")
     p.set_defaults(func=cmd_report)

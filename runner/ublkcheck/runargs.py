@@ -3,42 +3,12 @@ and the RunRequest they make: parsing only, no behaviour."""
 from __future__ import annotations
 
 import argparse
-import math
 from dataclasses import fields
 from pathlib import Path
 
+from .argtypes import seconds, whole
 from .paths import REPO
 from .pipeline import RunRequest
-
-
-def whole(lo: int, hi: int | None = None):
-    """An argparse type: a whole number in lo..hi, or a one-line reason argparse prints
-    with the option's name."""
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if v < lo or (hi is not None and v > hi):
-            raise argparse.ArgumentTypeError(
-                f"{v} is out of range: give {lo}..{hi}" if hi is not None else f"{v} is below {lo}")
-        return v
-    return parse
-
-
-def seconds(lo: float = 0.0, allow_zero: bool = False):
-    """An argparse type: a finite number of seconds above `lo` (or equal, with allow_zero)."""
-    def parse(text: str) -> float:
-        try:
-            v = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-        if not math.isfinite(v) or v < lo or (v == lo and not allow_zero):
-            raise argparse.ArgumentTypeError(
-                f"{text} is not a usable time: give a finite number of seconds "
-                f"{'>=' if allow_zero else '>'} {lo:g}")
-        return v
-    return parse
 
 
 def add_run_args(ap: argparse.ArgumentParser) -> None:
