@@ -1,5 +1,6 @@
 """The code follows its formatter configs: C++ as clang-format applies .clang-format, Python
-as autopep8 and pycodestyle apply setup.cfg. scripts/bootstrap.sh installs the three tools."""
+as autopep8 and pycodestyle apply setup.cfg; and pyflakes finds no unused import or name.
+scripts/bootstrap.sh installs the four tools."""
 import shutil
 import subprocess
 
@@ -36,3 +37,8 @@ def test_python_follows_pycodestyle_and_autopep8():
     assert r.returncode == 0, r.stdout[:3000]
     r = subprocess.run([tool("autopep8"), "--diff", *files], cwd=REPO, capture_output=True, text=True)
     assert r.returncode == 0 and not r.stdout, "autopep8 -i would change:\n" + r.stdout[:3000]
+
+
+def test_python_has_no_unused_imports_or_names():
+    r = subprocess.run([tool("pyflakes3"), *tracked("*.py")], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[:3000] + r.stderr[:1000]

@@ -1,18 +1,22 @@
 """ublkcheck merge: shards of one run join into the run an unsharded invocation writes."""
-import json
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from synth import SID, report, run, tr, unsharded, written
-from ublkcheck.diff import diff_runs, regressions, verdicts
+from synth import SID, run, tr, unsharded, written
+from ublkcheck.diff import diff_runs, regressions
 from ublkcheck.errors import UserError
 from ublkcheck.merge import merge_runs, missing_shards
 from ublkcheck.results import load_results
 from ublkcheck.shard import select_shard
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def verdicts(r):
+    """(test, status) pairs: what `two shards merged == one unsharded run` compares."""
+    return {(t.name, t.status) for t in r.tests}
 
 
 def shards_of(whole, count, tmp_path):

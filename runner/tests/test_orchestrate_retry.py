@@ -13,7 +13,7 @@ def make(tmp_path, outcomes):
     o = orchestrate.Orchestrator(k, vm.VmConfig(accel="tcg"), tmp_path, orchestrate.Limits(), quiet=True)
     seq = iter(outcomes)
 
-    def fake_boot(plan, expected, progress):
+    def fake_boot(plan, progress):
         o.boots += 1
         if next(seq):
             o.boot_seconds = 5.0

@@ -1,6 +1,5 @@
 """Discovery, the qemu command line, attribution of reports, known issues, CLI errors."""
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest

@@ -6,7 +6,7 @@ import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
-from synth import bar_chart_svg, matrix_dir, report, run, tr, written
+from synth import bar_chart_svg, matrix_dir, run, tr, written
 from ublkcheck.report import render_markdown
 from ublkcheck.rundirs import load_kernel_runs
 

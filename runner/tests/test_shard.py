@@ -2,7 +2,6 @@
 import argparse
 import json
 import random
-from pathlib import Path
 
 import pytest
 

@@ -217,7 +217,6 @@ def bench(args, req) -> int:
     """`args`: the bench options (profile, repeats, runtime, ...); `req`: the run they go in."""
     from dataclasses import replace
 
-    from .paths import REPO
     from .pipeline import execute
     if args.repeats < 1:
         raise UserError(f"--repeats {args.repeats}: need at least 1 (3 or more for a median worth reading)")

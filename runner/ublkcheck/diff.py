@@ -13,11 +13,6 @@ from .rundirs import KernelRun, load_kernel_runs
 BAD = ("fail", "error")
 
 
-def verdicts(run: RunResult) -> set[tuple[str, str]]:
-    """(test, status) pairs: what `two shards merged == one unsharded run` compares."""
-    return {(t.name, t.status) for t in run.tests}
-
-
 def _detail(t: TestResult) -> str:
     return "; ".join(r.title for r in t.reports) or t.skip_reason or (t.message.splitlines() or [""])[0]
 

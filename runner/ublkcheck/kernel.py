@@ -59,10 +59,6 @@ def parse_spec(spec: str) -> KernelSpec:
                     "(with --modules DIR)")
 
 
-def release_of_modules(modules: Path) -> str:
-    return modules.name
-
-
 def find_layout(root: Path) -> tuple[Path, Path]:
     """(vmlinuz, modules dir) inside an unpacked Debian kernel: sid keeps both under
     usr/lib/modules/<rel>/, older packages use /boot/vmlinuz-<rel> and lib/modules/<rel>."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from . import initramfs, known, vm
 from .discover import PlannedTest
 from .kernel import Kernel
-from .model import REPORT_LINE_PREFIX, Report, RunResult, TestResult
+from .model import REPORT_LINE_PREFIX, RunResult, TestResult
 from .scan import FATAL_KINDS, header_kind, scan_lines, strip_prefix
 from .guest import protocol
 from .guest.protocol import Plan
@@ -154,7 +154,7 @@ class Orchestrator:
         (self.share / protocol.PLAN_FILE).write_text(plan.dumps())
 
     # --- one guest ---
-    def _boot(self, plan: Plan, expected: list[str], progress: Progress | None) -> str:
+    def _boot(self, plan: Plan, progress: Progress | None) -> str:
         """Runs one guest until it ends; returns why it ended."""
         self.boots += 1
         boot = Boot(last_event=time.monotonic())
@@ -282,7 +282,7 @@ class Orchestrator:
             self._write_plan(plan)
             before = len(self.results)
             errors_before = len(self.boot_errors)
-            self._boot(plan, names, progress)
+            self._boot(plan, progress)
             if self.cfg.accel == "kvm" and self.boot_seconds is None:
                 # KVM that cannot run this guest (it died, or qemu paused it with a KVM
                 # internal error, before the agent spoke): use TCG from now on, and

@@ -3,7 +3,6 @@ syzkaller's pkg/report does for Linux: a table of header rules opens a report, i
 is "<header> in <first non-generic frame>", and a normalised signature dedups it."""
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
