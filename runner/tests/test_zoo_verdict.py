@@ -60,3 +60,22 @@ def test_a_tcg_int3_oops_with_ublk_drv_only_in_the_module_list_names_no_ublk():
     reports = scan.scan_lines(lines)
     assert reports and all(not r.names_ublk() for r in reports)
     assert any("Modules linked in: ublk_drv" in r.excerpt for r in reports)
+
+
+def test_the_matrix_is_written_after_every_mutant(tmp_path):
+    """A zoo stopped half-way keeps its rows; `finished` says whether every mutant ran."""
+    import json
+
+    from ublkcheck.pipeline import RunRequest
+    from ublkcheck.zoo import mutant_row, unreached_row, write_matrix
+    m = {"name": "m1", "caught_by": ["a:B.C"], "origin": "synthetic"}
+    row = mutant_row(m, run([t("a.B.C", message="Expected: 0\n  Actual: -22")], []), 12.34, set(), set())
+    assert row["caught"] and row["by"] == "a.B.C: Expected: 0" and row["seconds"] == 12.3
+    stock = run([t("a.B.C", status="pass")], [])
+    write_matrix(tmp_path, RunRequest(suite="kselftests"), stock, set(), [row], finished=False)
+    d = json.loads((tmp_path / "zoo.json").read_text())
+    assert d["finished"] is False and [r["mutant"] for r in d["mutants"]] == ["m1"]
+    assert d["stock"] == {"tests": 1, "failed": []} and not (tmp_path / "zoo.json.tmp").exists()
+    write_matrix(tmp_path, RunRequest(), stock, set(), [row, unreached_row({"name": "m2"})], finished=True)
+    d = json.loads((tmp_path / "zoo.json").read_text())
+    assert d["finished"] and d["mutants"][1] == {**unreached_row({"name": "m2"}), "caught": False}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 from . import affected
 from dataclasses import replace
@@ -56,6 +57,33 @@ def verdict(run, stock_failed: set[str], stock_sigs: set[str]):
     return failed, [r.title for r in new if r.names_ublk()], [r.title for r in new if not r.names_ublk()]
 
 
+def unreached_row(m: dict) -> dict:
+    return {"mutant": m["name"], "caught": False, "by": "no test reaches the changed lines",
+            "tests_run": 0, "failed": [], "reports": [], "reports_not_counted": [], "seconds": 0,
+            "expected": m.get("caught_by", []), "origin": m.get("origin", "")}
+
+
+def mutant_row(m: dict, run, took: float, stock_failed: set[str], stock_sigs: set[str]) -> dict:
+    """The matrix row of one mutant's run, against the stock control."""
+    failed, reports, ignored = verdict(run, stock_failed, stock_sigs)
+    how = (failed[0].name + ": " + ((failed[0].reports[0].title if failed[0].reports else
+           failed[0].message.splitlines()[0] if failed[0].message else failed[0].status))) if failed \
+        else (reports[0] if reports else "")
+    return {"mutant": m["name"], "caught": bool(failed or reports), "by": how, "tests_run": len(run.tests),
+            "failed": [t.name for t in failed], "reports": reports,
+            "reports_not_counted": ignored, "seconds": round(took, 1),
+            "expected": m.get("caught_by", []), "origin": m.get("origin", "")}
+
+
+def write_matrix(top: Path, req: RunRequest, control, stock_failed: set[str], rows: list[dict],
+                 finished: bool) -> None:
+    summary = {"kernel": req.kernel, "suite": req.suite, "finished": finished,
+               "stock": {"tests": len(control.tests), "failed": sorted(stock_failed)}, "mutants": rows}
+    tmp = top / "zoo.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    tmp.replace(top / "zoo.json")
+
+
 def zoo(req: RunRequest, mutant_names: list[str], all_tests: bool, use_affected: bool) -> int:
     if not req.kernel.startswith("debian:"):
         raise UserError("the zoo rebuilds ublk_drv for a Debian kernel: use --kernel debian:sid")
@@ -101,28 +129,20 @@ def zoo(req: RunRequest, mutant_names: list[str], all_tests: bool, use_affected:
                       filter=tuple(base_filter if whole else (_filters(m) + base_filter)))
         t0 = time.monotonic()
         if use_affected and not reach.get(m["name"]):
-            rows.append({"mutant": m["name"], "caught": False, "by": "no test reaches the changed lines",
-                         "tests_run": 0, "failed": [], "reports": [], "reports_not_counted": [], "seconds": 0,
-                         "expected": m.get("caught_by", []), "origin": m.get("origin", "")})
+            rows.append(unreached_row(m))
             print(f"{'MISSED':6s}  {m['name']:36s} {0:6.0f}s  no test reaches the changed lines", flush=True)
-            continue
-        run, out = execute(one, None, label=m["name"], choose=reaching(m) if use_affected else None)
-        took = time.monotonic() - t0
-        failed, reports, ignored = verdict(run, stock_failed, stock_sigs)
-        caught = bool(failed or reports)
-        how = (failed[0].name + ": " + ((failed[0].reports[0].title if failed[0].reports else
-               failed[0].message.splitlines()[0] if failed[0].message else failed[0].status))) if failed \
-            else (reports[0] if reports else "")
-        rows.append({"mutant": m["name"], "caught": caught, "by": how, "tests_run": len(run.tests),
-                     "failed": [t.name for t in failed], "reports": reports,
-                     "reports_not_counted": ignored, "seconds": round(took, 1),
-                     "expected": m.get("caught_by", []), "origin": m.get("origin", "")})
-        print(f"{'CAUGHT' if caught else 'MISSED':6s}  {m['name']:36s} {took:6.0f}s  {how[:100]}", flush=True)
-        if ignored:
-            print(f"        not counted (no ublk in the report): {'; '.join(ignored)[:150]}", flush=True)
-    summary = {"kernel": req.kernel, "suite": req.suite,
-               "stock": {"tests": len(control.tests), "failed": sorted(stock_failed)}, "mutants": rows}
-    (top / "zoo.json").write_text(json.dumps(summary, indent=2) + "\n")
+        else:
+            run, _ = execute(one, None, label=m["name"], choose=reaching(m) if use_affected else None)
+            rows.append(mutant_row(m, run, time.monotonic() - t0, stock_failed, stock_sigs))
+            r = rows[-1]
+            print(f"{'CAUGHT' if r['caught'] else 'MISSED':6s}  {m['name']:36s} {r['seconds']:6.0f}s  "
+                  f"{r['by'][:100]}", flush=True)
+            if r["reports_not_counted"]:
+                print(f"        not counted (no ublk in the report): {'; '.join(r['reports_not_counted'])[:150]}",
+                      flush=True)
+        # After every mutant: a zoo stopped half-way (the nightly runs for hours) keeps
+        # what it measured.
+        write_matrix(top, req, control, stock_failed, rows, finished=len(rows) == len(ms))
     missed = [r["mutant"] for r in rows if not r["caught"]]
     print(f"{len(rows) - len(missed)}/{len(rows)} mutants caught; matrix in {top / 'zoo.json'}")
     if missed:
