@@ -96,6 +96,7 @@ def test_a_daemon_that_survives_sigkill_makes_the_guest_unfit(monkeypatch):
     monkeypatch.setattr(a, "event", events.append)
     monkeypatch.setattr(a, "load_driver", lambda plan: "")
     monkeypatch.setattr(a, "features", lambda plan: 0)
+    monkeypatch.setattr(a, "uptime", lambda: 1.0)
     monkeypatch.setattr(a.protocol, "read_events", lambda path, pos=0: (0, []))
     monkeypatch.setattr(a, "run_test", lambda t, plan: ran.append(t["name"]) or t["name"] != "k.stuck")
     plan = a.protocol.Plan(tests=[{"name": "k.one"}, {"name": "k.stuck"}, {"name": "k.after"}])

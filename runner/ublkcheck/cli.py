@@ -43,6 +43,10 @@ def cmd_run(args, command) -> int:
     if run.coverage:
         from .coverage import summary_line
         print(summary_line(run.coverage))
+    if args.boot_profile:
+        from .bootprofile import render
+        for i, p in enumerate(run.boot_profiles, 1):
+            print(f"boot {i}:\n{render(p)}" if p else f"boot {i}: the kernel printed nothing")
     print(f"boot to agent: {run.boot_seconds}s; results in {out}")
     if command and run.tests and run.tests[0].properties.get("exit_code") not in (None, 0):
         return int(run.tests[0].properties["exit_code"]) or 1

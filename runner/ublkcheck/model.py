@@ -66,6 +66,7 @@ class RunResult:
     shards: list[dict] = field(default_factory=list)      # per merged input: dir, shard, tests, duration_s, boots
     coverage: dict = field(default_factory=dict)  # --coverage: ublk_drv.c lines/functions/branches (coverage.py)
     skips: dict = field(default_factory=dict)     # SKIPs against the kernel's previous run (history.py)
+    boot_profiles: list = field(default_factory=list)  # per boot: where its time went (bootprofile.py)
 
     def totals(self) -> dict:
         t = {s: 0 for s in STATUSES}

@@ -314,6 +314,12 @@ class Orchestrator:
             progress.end()
         return self._assemble(tests, plan, spec, patches, started)
 
+    def boot_profiles(self) -> list[dict | None]:
+        """Where each boot's time went, from its console and the agent's boot events."""
+        from .bootprofile import run_profiles
+        text = self.console.read_text(errors="replace") if self.console.exists() else ""
+        return run_profiles(text, protocol.read_events(self.events_path)[1])
+
     def _assemble(self, tests, plan, spec, patches, started) -> RunResult:
         run = RunResult(run_id=self.out.name, kernel_spec=spec, kernel_release=self.kernel_release,
                         features=self.features, host=socket.gethostname(), accel=self.cfg.accel,

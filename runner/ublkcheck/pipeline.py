@@ -199,6 +199,7 @@ def execute(req: RunRequest, command: list[str] | None = None, label: str | None
     orch = Orchestrator(kernel, cfg, out, limits, module=module, env=env, quiet=req.quiet)
     run = orch.run(plan, tests, spec, patches)
     run.shard = req.shard if shard else ""
+    run.boot_profiles = orch.boot_profiles()
     if req.coverage and module:
         from .coverage import collect
         run.coverage = collect(run, out, module.parent, kernel.release)

@@ -42,6 +42,8 @@ def add_run_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--results", help="results directory (default results/<time>-<kernel>)")
     ap.add_argument("--stress-seconds", type=whole(1), help="UBLKCHECK_STRESS_SECONDS for the stress suite")
     ap.add_argument("--timings", action="store_true", help="print the slowest tests and the time per suite")
+    ap.add_argument("--boot-profile", action="store_true",
+                    help="print where each boot's time went: firmware and setup, kernel, init.sh, agent, first test")
     ap.add_argument("--shard", metavar="I/N",
                     help="run part I of N of the tests (split by name; `ublkcheck merge` joins the parts)")
     ap.add_argument("--affected", action="store_true",

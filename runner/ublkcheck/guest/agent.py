@@ -29,7 +29,7 @@ def kmsg(text):
 
 
 def event(ev):
-    ev["uptime"] = float(open("/proc/uptime").read().split()[0])
+    ev["uptime"] = uptime()
     protocol.append_event(os.path.join(SHARE, protocol.EVENTS_FILE), ev, sync=True)
 
 
@@ -301,10 +301,16 @@ def run_command(plan):
                                 properties={"exit_code": p.returncode}))
 
 
+def uptime():
+    return float(open("/proc/uptime").read().split()[0])
+
+
 def main():
+    t_main = uptime()
     plan = protocol.Plan.loads(open(sys.argv[1]).read())
     err = load_driver(plan) or coverage_setup(plan)
-    event(protocol.boot_event(os.uname().release, None if err else features(plan), err))
+    t_driver = uptime()
+    event(protocol.boot_event(os.uname().release, None if err else features(plan), err, t_main, t_driver))
     # A guest booted again after a lost one skips what the earlier guests finished.
     try:
         _, earlier = protocol.read_events(os.path.join(SHARE, protocol.EVENTS_FILE))

@@ -38,8 +38,14 @@ class Plan:
 BOOT, START, RESULT, DONE = "boot", "start", "result", "done"
 
 
-def boot_event(release: str, features: int | None, error: str) -> dict:
-    return {"event": BOOT, "release": release, "features": features, "error": error}
+def boot_event(release: str, features: int | None, error: str, t_main: float | None = None,
+               t_driver: float | None = None) -> dict:
+    """The agent is up. t_main, t_driver: its guest uptimes at main() and once ublk_drv was
+    loaded (the event's own uptime is after GET_FEATURES), for the boot profile."""
+    ev = {"event": BOOT, "release": release, "features": features, "error": error}
+    if t_main is not None:
+        ev.update(t_main=t_main, t_driver=t_driver)
+    return ev
 
 
 def start_event(name: str) -> dict:
