@@ -21,7 +21,7 @@ def test_phases_of_a_real_boot():
 def test_the_agents_own_timings_split_its_phase():
     (lines,) = bootprofile.boots(CONSOLE)
     p = bootprofile.profile(lines, protocol.boot_event("r", 1, "", t_main=4.1, t_driver=4.9) | {"uptime": 5.34})
-    assert (p["agent_python"], p["agent_driver"], p["agent_features"]) == (0.77, 0.8, 0.44)
+    assert (p["agent_python"], p["agent_driver"], p["agent_event"]) == (0.77, 0.8, 0.44)
     assert "agent" not in p and p["total"] == 7.07
     text = bootprofile.render(p)
     assert "the agent: python start" in text and "qemu start -> first test" in text and "7.07s" in text

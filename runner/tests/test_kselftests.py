@@ -95,7 +95,7 @@ def test_a_daemon_that_survives_sigkill_makes_the_guest_unfit(monkeypatch):
     ran, events = [], []
     monkeypatch.setattr(a, "event", events.append)
     monkeypatch.setattr(a, "load_driver", lambda plan: "")
-    monkeypatch.setattr(a, "features", lambda plan: 0)
+    monkeypatch.setattr(a, "start_features", lambda plan: None)
     monkeypatch.setattr(a, "uptime", lambda: 1.0)
     monkeypatch.setattr(a.protocol, "read_events", lambda path, pos=0: (0, []))
     monkeypatch.setattr(a, "run_test", lambda t, plan: ran.append(t["name"]) or t["name"] != "k.stuck")
@@ -104,4 +104,4 @@ def test_a_daemon_that_survives_sigkill_makes_the_guest_unfit(monkeypatch):
     monkeypatch.setattr("builtins.open", lambda *args, **kw: __import__("io").StringIO(plan.dumps()))
     a.main()
     assert ran == ["k.one", "k.stuck"]
-    assert [e["event"] for e in events] == ["boot"], "no done: the host boots again for k.after"
+    assert [e["event"] for e in events] == ["boot", "features"], "no done: the host boots again for k.after"

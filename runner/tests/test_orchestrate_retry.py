@@ -42,3 +42,17 @@ def test_a_command_that_ran_is_not_repeated(tmp_path):
     o = make(tmp_path, [True, True])
     o.run(Plan(command="true"), [], "debian:sid", [])
     assert o.boots == 1
+
+
+def test_the_features_word_comes_in_its_own_event(tmp_path):
+    """The agent starts GET_FEATURES beside the first test; its word arrives after the boot
+    event, and the run keeps it."""
+    from ublkcheck.guest import protocol
+    from ublkcheck.orchestrate import Boot
+    o = make(tmp_path, [])
+    for ev in (protocol.boot_event("7.2.13", None, "", 1.0, 1.5), protocol.start_event("a.T.One"),
+               protocol.features_event(0x1fffff)):
+        protocol.append_event(o.events_path, ev)
+    boot = Boot()
+    o._take_events(boot, 0, 0.0, None)
+    assert boot.agent_up and o.features == 0x1fffff and o.kernel_release == "7.2.13"

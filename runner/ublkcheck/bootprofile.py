@@ -1,9 +1,9 @@
 """Where a guest's boot goes, read from what every run keeps: console.log (each line stamped
 with the host's seconds since qemu started; kernel lines carry the kernel's own clock too)
-and the agent's boot event (its guest uptimes at main(), after ublk_drv, after GET_FEATURES).
+and the agent's boot event (its guest uptimes at main(), after ublk_drv, at the event).
 Phases, in host seconds since qemu start: firmware and the kernel's setup and decompression
 (until the kernel's clock starts), the kernel's init (until init.sh runs), init.sh (modules,
-9p, overlay), the agent (python, ublk_drv, GET_FEATURES), and the first test's start."""
+9p, overlay), the agent (python, ublk_drv), and the first test's start."""
 from __future__ import annotations
 
 import re
@@ -23,7 +23,7 @@ PHASES = [
     ("init_sh", "init.sh: modules, 9p, overlay"),
     ("agent_python", "the agent: python start"),
     ("agent_driver", "the agent: loading ublk_drv"),
-    ("agent_features", "the agent: GET_FEATURES"),
+    ("agent_event", "the agent: boot event (GET_FEATURES runs beside)"),
     ("agent", "the agent: python, ublk_drv, GET_FEATURES"),  # an agent that kept no timings
     ("first_test", "until the first test starts"),
 ]
@@ -69,7 +69,7 @@ def profile(lines: list[tuple[float, str]], boot_event: dict | None = None) -> d
     points = [("firmware_and_setup", t0), ("kernel_init", first(_INIT_UP)), ("init_sh", first(_AGENT_START)),
               ("agent_python", t0 + ev["t_main"] if "t_main" in ev else None),
               ("agent_driver", t0 + ev["t_driver"] if "t_driver" in ev else None),
-              ("agent_features" if "t_driver" in ev else "agent", t0 + ev["uptime"] if "uptime" in ev else None),
+              ("agent_event" if "t_driver" in ev else "agent", t0 + ev["uptime"] if "uptime" in ev else None),
               ("first_test", first_start())]
     out: dict = {}
     prev = 0.0
@@ -96,5 +96,5 @@ def run_profiles(console: str, events: list[dict]) -> list[dict | None]:
 
 def render(p: dict) -> str:
     """The breakdown as lines for the terminal."""
-    rows = [f"  {what:44s} {p[key]:6.2f}s" for key, what in PHASES if key in p]
-    return "\n".join(rows + [f"  {'qemu start -> first test':44s} {p['total']:6.2f}s"])
+    rows = [f"  {what:50s} {p[key]:6.2f}s" for key, what in PHASES if key in p]
+    return "\n".join(rows + [f"  {'qemu start -> first test':50s} {p['total']:6.2f}s"])

@@ -205,10 +205,12 @@ class Orchestrator:
                 if self.boot_seconds is None:
                     self.boot_seconds = round(now - started, 2)
                 self.kernel_release = ev.get("release", "")
-                if ev.get("features") is not None:
+                if ev.get("features") is not None:  # agents before the features event
                     self.features = ev["features"]
                 if ev.get("error"):
                     self.boot_errors.append(ev["error"])
+            elif ev["event"] == protocol.FEATURES and ev.get("features") is not None:
+                self.features = ev["features"]
             elif ev["event"] == protocol.START and progress:
                 progress.show(len(self.results), ev["name"])
             elif ev["event"] == protocol.RESULT:

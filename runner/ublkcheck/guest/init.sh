@@ -41,7 +41,8 @@ else
 fi
 echo "ublkcheck-init: agent start up $(cut -d' ' -f1 /proc/uptime)"
 # The plan's name and the share's mount point are guest/protocol.py's PLAN_FILE and SHARE.
-chroot /newroot /usr/bin/python3 "$AGENT" /ublkcheck-results/plan.json
+# -S: no site (no .pth scan of dist-packages over 9p); the agent is stdlib only.
+chroot /newroot /usr/bin/python3 -S "$AGENT" /ublkcheck-results/plan.json
 echo "ublkcheck-init: agent exited $?"
 sync
 poweroff -f

@@ -35,17 +35,22 @@ class Plan:
 
 
 # --- events: one JSON object per line of EVENTS_FILE, appended by the agent ---
-BOOT, START, RESULT, DONE = "boot", "start", "result", "done"
+BOOT, FEATURES, START, RESULT, DONE = "boot", "features", "start", "result", "done"
 
 
 def boot_event(release: str, features: int | None, error: str, t_main: float | None = None,
                t_driver: float | None = None) -> dict:
-    """The agent is up. t_main, t_driver: its guest uptimes at main() and once ublk_drv was
-    loaded (the event's own uptime is after GET_FEATURES), for the boot profile."""
+    """The agent is up, ublk_drv loaded. t_main, t_driver: its guest uptimes at main() and
+    once ublk_drv was loaded, for the boot profile. GET_FEATURES follows in its own event."""
     ev = {"event": BOOT, "release": release, "features": features, "error": error}
     if t_main is not None:
         ev.update(t_main=t_main, t_driver=t_driver)
     return ev
+
+
+def features_event(features: int | None) -> dict:
+    """GET_FEATURES of the driver the tests run against (None: it could not be read)."""
+    return {"event": FEATURES, "features": features}
 
 
 def start_event(name: str) -> dict:
