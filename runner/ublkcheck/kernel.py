@@ -33,6 +33,7 @@ class Kernel:
     modules: Path               # directory whose name is `release` (holds kernel/, modules.dep)
     package_version: str = ""   # Debian package version, when from a package
     notes: list[str] = field(default_factory=list)
+    pvh: Path | None = None     # vmlinuz's own vmlinux, booted by PVH entry (pvh.py)
 
 
 @dataclass

@@ -36,6 +36,7 @@ class RunRequest:
     hang_timeout: float = 120
     grace: float = 20
     append: str = ""
+    boot: str = "pvh"
     results: str | None = None
     stress_seconds: int | None = None
     shard: str | None = None
@@ -159,10 +160,13 @@ def execute(req: RunRequest, command: list[str] | None = None, label: str | None
         from .coverage import check_tools
         check_tools()
     dk, kernel = resolve_kernel(req)
+    if req.boot == "pvh" and kernel.pvh is None:
+        from .pvh import vmlinux_for
+        kernel.pvh = vmlinux_for(kernel.vmlinuz)
     module = build_module(dk, kernel, req.patch, req.rebuild_driver, gcov=req.coverage)
     accel = req.accel if req.accel != "auto" else ("kvm" if vm.kvm_usable() else "tcg")
     vm.qemu_binary()
-    cfg = vm.VmConfig(smp=req.smp, mem_mb=req.mem, accel=accel, append=req.append)
+    cfg = vm.VmConfig(smp=req.smp, mem_mb=req.mem, accel=accel, append=req.append, boot=req.boot)
     spec = kernel.spec if req.kernel_tree else req.kernel
     out = results_dir(req.results, label or req.label)
     limits = Limits(timeout=req.timeout, hang_timeout=req.hang_timeout, grace=req.grace)

@@ -21,6 +21,7 @@ class VmConfig:
     mem_mb: int = 3072
     accel: str = "tcg"          # "kvm" or "tcg"
     append: str = ""            # extra kernel command line
+    boot: str = "pvh"           # "pvh": the kernel's vmlinux by PVH entry when it has one; "bzimage"
 
 
 def qemu_binary() -> str:
@@ -60,7 +61,8 @@ def command_line(kernel: Kernel, initrd: Path, share: Path, cfg: VmConfig, monit
                f"KMODS={kernel.modules} AGENT={agent} {cfg.append}").strip()
     return [qemu_binary(), "-nographic", "-no-reboot", "-nic", "none", *accel,
             "-smp", str(cfg.smp), "-m", str(cfg.mem_mb),
-            "-kernel", str(kernel.vmlinuz), "-initrd", str(initrd),
+            "-kernel", str(kernel.pvh if cfg.boot == "pvh" and kernel.pvh else kernel.vmlinuz),
+            "-initrd", str(initrd),
             "-fsdev", "local,id=hostroot,path=/,readonly=on,security_model=none,multidevs=remap",
             "-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot",
             "-fsdev", f"local,id=results,path={share},security_model=none,multidevs=remap",
