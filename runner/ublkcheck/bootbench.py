@@ -1,0 +1,77 @@
+"""`ublkcheck boot-bench`: qemu start -> first test, booted N times by each entry (PVH and
+bzImage), interleaved so the host's noise hits both alike, with each phase's median
+(bootprofile.py) and the ratio, written to boot-bench.json in the results directory."""
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import replace
+
+from .argtypes import whole
+from .bootprofile import PHASES
+from .pipeline import RunRequest, execute, results_dir
+from .runargs import add_run_args, request
+
+PATHS = ("bzimage", "pvh")
+# One short test: the boot is what is measured.
+PROBE = "control.Features.WordIsNonZeroAndHasIoctlEncoding"
+
+
+def medians(profiles: list[dict]) -> dict:
+    keys = [k for k, _ in PHASES if any(k in p for p in profiles)] + ["total"]
+    return {k: round(statistics.median(p.get(k, 0.0) for p in profiles), 2) for k in keys}
+
+
+def summarize(rows: list[dict]) -> dict:
+    """rows: {"path", "boot", "profile"} -> per path: boots, medians, min/max total; and
+    the ratio of the totals' medians (pvh / bzimage)."""
+    out: dict = {"paths": {}}
+    for path in PATHS:
+        ps = [r["profile"] for r in rows if r["path"] == path and r["profile"]]
+        if ps:
+            totals = [p["total"] for p in ps]
+            out["paths"][path] = {"boots": len(ps), "median": medians(ps), "min_total": min(totals),
+                                  "max_total": max(totals)}
+    got = out["paths"]
+    if all(p in got for p in PATHS):
+        out["ratio_total"] = round(got["pvh"]["median"]["total"] / got["bzimage"]["median"]["total"], 3)
+    return out
+
+
+def render(summary: dict) -> str:
+    got = summary["paths"]
+    lines = [f"{'phase (median seconds)':50s} " + " ".join(f"{p:>9s}" for p in PATHS if p in got)]
+    keys = [k for k, _ in PHASES] + ["total"]
+    names = dict(PHASES) | {"total": "qemu start -> first test"}
+    for k in keys:
+        if any(k in got[p]["median"] for p in got):
+            lines.append(f"{names[k]:50s} " + " ".join(f"{got[p]['median'].get(k, 0.0):9.2f}" for p in PATHS
+                                                       if p in got))
+    if "ratio_total" in summary:
+        lines.append(f"pvh / bzimage (median total): {summary['ratio_total']:.3f}")
+    return "\n".join(lines)
+
+
+def boot_bench(req: RunRequest, boots: int) -> int:
+    req.check()
+    top = results_dir(req.results, "boot-bench")
+    rows = []
+    for i in range(1, boots + 1):
+        for path in PATHS:
+            one = replace(req, boot=path, filter=(PROBE,), quiet=True, results=str(top / f"{path}-{i}"))
+            run, _ = execute(one, label=f"{path}-{i}")
+            profile = run.boot_profiles[0] if run.boot_profiles else None
+            rows.append({"path": path, "boot": i, "profile": profile, "ok": run.ok()})
+            print(f"{path:8s} {i:3d}: {profile['total'] if profile else float('nan'):6.2f}s", flush=True)
+    summary = summarize(rows)
+    (top / "boot-bench.json").write_text(json.dumps({"kernel": req.kernel, "rows": rows, **summary}, indent=1) + "\n")
+    print(render(summary))
+    print(f"results in {top / 'boot-bench.json'}")
+    return 0 if all(r["ok"] for r in rows) else 1
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("boot-bench", help="boot time by PVH entry against the bzImage path, phase by phase")
+    p.add_argument("--boots", type=whole(1, 100), default=10, help="boots per path (default 10)")
+    add_run_args(p)
+    p.set_defaults(func=lambda args: boot_bench(request(args), args.boots))
