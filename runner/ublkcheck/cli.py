@@ -22,7 +22,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def cmd_run(args, command) -> int:
-    from .pipeline import execute, run_affected
+    from .pipeline import execute, run_affected, run_jobs
     from .results import summary_table
     if args.affected_only and not args.affected:
         raise UserError("--affected-only goes with --affected")
@@ -32,7 +32,12 @@ def cmd_run(args, command) -> int:
             raise UserError("--affected orders the tests by what a --patch changes: give --patch FILE "
                             "(and no `-- COMMAND`)")
         return run_affected(req, args.affected_only)
-    run, out = execute(req, command)
+    if args.jobs > 1:
+        if command:
+            raise UserError("--jobs splits the test list; it does not apply to `-- COMMAND`")
+        run, out = run_jobs(req, args.jobs)
+    else:
+        run, out = execute(req, command)
     print(summary_table(run, only_problems=len(run.tests) > 30))
     if args.timings:
         slow = sorted(run.tests, key=lambda t: -t.duration_s)[:15]
@@ -81,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd")
     r = sub.add_parser("run", help="boot a kernel and run the vm suites (or `-- COMMAND`)")
     add_run_args(r)
+    r.add_argument("--jobs", type=whole(1, 64), default=1,
+                   help="run the tests in N guests at once (each a shard with its own console), merged")
     sub.add_parser("list-kernels", help="show cached and available kernels")
     rp = sub.add_parser("reproduce", help="reproduce a known bug (seed-panic)")
     rp.add_argument("what", choices=["seed-panic"])

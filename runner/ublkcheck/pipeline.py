@@ -214,6 +214,36 @@ def execute(req: RunRequest, command: list[str] | None = None, label: str | None
     return run, out
 
 
+def run_jobs(req: RunRequest, jobs: int, label: str | None = None):
+    """--jobs N: the tests split over N guests at once (shards 1/N .. N/N, each with its own
+    console, so a report still belongs to one test), then merged into one run in the
+    results directory. The kernel, the module and the initramfs are made once, first."""
+    from concurrent.futures import ThreadPoolExecutor
+    from dataclasses import replace
+
+    from . import initramfs
+    from .merge import merge_runs
+    from .results import write_all
+    if req.shard:
+        raise UserError("--jobs makes its own shards: drop --shard (or run the shards yourself)")
+    if req.coverage:
+        raise UserError("--jobs does not combine with --coverage (run the shards with --coverage and "
+                        "`ublkcheck coverage` them)")
+    req.check()
+    dk, kernel = resolve_kernel(req)
+    build_module(dk, kernel, req.patch, req.rebuild_driver, gcov=False)
+    initramfs.build(kernel)
+    top = results_dir(req.results, label or req.label)
+    print(f"ublkcheck: {jobs} guests at once, results in {top}", file=sys.stderr, flush=True)
+    parts = [replace(req, shard=f"{i}/{jobs}", results=str(top / f"job-{i}-of-{jobs}"), quiet=True)
+             for i in range(1, jobs + 1)]
+    with ThreadPoolExecutor(jobs) as pool:
+        done = list(pool.map(lambda part: execute(part, label=f"job-{part.shard}"), parts))
+    merged = merge_runs([(str(out), run) for run, out in done], run_id=top.name)
+    write_all(merged, top)
+    return merged, top
+
+
 def run_affected(req: RunRequest, affected_only: bool) -> int:
     """--affected: two runs on one kernel build, results in DIR/affected and DIR/rest."""
     from dataclasses import replace
