@@ -7,8 +7,8 @@ def prof(total, setup):
 
 
 def test_medians_and_the_ratio():
-    rows = [{"path": "bzimage", "boot": i, "profile": prof(t, s)} for i, (t, s) in enumerate([(7.0, 1.7), (7.4, 1.8),
-                                                                                               (9.0, 1.7)])]
+    bz = [(7.0, 1.7), (7.4, 1.8), (9.0, 1.7)]
+    rows = [{"path": "bzimage", "boot": i, "profile": prof(t, s)} for i, (t, s) in enumerate(bz)]
     rows += [{"path": "pvh", "boot": i, "profile": prof(t, s)} for i, (t, s) in enumerate([(5.6, 0.4), (5.5, 0.3)])]
     rows.append({"path": "pvh", "boot": 3, "profile": None})  # a boot whose kernel printed nothing
     s = summarize(rows)
