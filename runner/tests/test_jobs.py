@@ -20,12 +20,15 @@ def test_jobs_run_every_shard_at_once_and_merge_them(tmp_path, monkeypatch):
         out = tmp_path / "top" / f"job-{i}-of-{n}"
         out.mkdir(parents=True)
         calls.append(part.shard)
-        return run(mine, shard=part.shard), out
+        r = run(mine, shard=part.shard)
+        r.boot_profiles = [{"total": 5.0 + i}]
+        return r, out
     monkeypatch.setattr(pipeline, "execute", fake_execute)
     merged, top = pipeline.run_jobs(RunRequest(results=str(tmp_path / "top")), 2)
     assert calls[:2] == ["build", "initramfs"] and sorted(calls[2:]) == ["1/2", "2/2"]
     assert sorted(t.name for t in merged.tests) == sorted(names)
     assert (top / "results.json").is_file() and (top / "junit.xml").is_file()
+    assert merged.boot_profiles == [{"total": 6.0}, {"total": 7.0}]
 
 
 @pytest.mark.parametrize("req,why", [(RunRequest(shard="1/2"), "drop --shard"),

@@ -59,6 +59,7 @@ def merge_runs(inputs: list[tuple[str, RunResult]], run_id: str = "merged") -> R
         tests=sorted(tests, key=lambda t: t.name),
         reports=[rep for _, r in inputs for rep in r.reports],
         merged_from=[d for d, _ in inputs],
+        boot_profiles=[p for _, r in inputs for p in r.boot_profiles],  # every boot, input by input
         shards=[{"dir": d, "shard": r.shard, "tests": len(r.tests), "duration_s": r.duration_s,
                  "boots": r.boots} for d, r in inputs])
 
