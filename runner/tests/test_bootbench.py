@@ -20,6 +20,13 @@ def test_medians_and_the_ratio():
     assert "firmware, the kernel's setup and decompression" in text and "pvh / bzimage" in text
 
 
+def test_a_lost_boot_is_not_the_measured_one():
+    from ublkcheck.bootbench import complete
+    assert complete([{"firmware_and_setup": 1.5, "total": 1.5}, {"first_test": 0.1, "total": 5.9}]) == \
+        {"first_test": 0.1, "total": 5.9}
+    assert complete([None]) is None
+
+
 def test_one_path_alone_has_no_ratio():
     s = summarize([{"path": "pvh", "boot": 1, "profile": prof(5.0, 0.4)}])
     assert "ratio_total" not in s and "bzimage" not in s["paths"]
