@@ -90,7 +90,7 @@ def test_resolve_follows_meta_package_to_binary_and_modules(tmp_path):
         mirror = "m"
         def update(self): pass
         def policy_versions(self, pkg): return {"sid": "7.2.13-1"}
-        def _run(self, tool, args, **kw): return shows[args[-1]]
+        def query(self, args): return shows[args[-1]]
     dk = DebianKernels(cache=tmp_path, apt=FakeApt())
     version, pkgs = dk.resolve(parse_spec("debian:sid"))
     assert version == "7.2.13-1"
@@ -125,3 +125,22 @@ def test_bzimage_paths_are_checked(tmp_path):
         from_paths(str(tmp_path / "bzImage"), None)
     with pytest.raises(UserError, match="not a directory"):
         from_paths(str(tmp_path / "bzImage"), str(tmp_path / "nomods"))
+
+
+def test_apt_cache_answers_are_kept_until_the_next_update(tmp_path, monkeypatch):
+    """Resolving debian:sid took 9 s of apt-cache calls in the patch loop: their answers
+    only change when `update` fetches new lists."""
+    from ublkcheck.aptfetch import PrivateApt
+    apt = PrivateApt(tmp_path, mirror="http://mirror.invalid/debian")
+    calls = []
+    monkeypatch.setattr(apt, "_run", lambda tool, args, **kw: calls.append(args) or f"answer {len(calls)}")
+    assert apt.query(["madison", "linux-image-amd64"]) == "answer 1"  # never updated: not kept
+    (apt.root / "updated").touch()
+    assert apt.query(["madison", "linux-image-amd64"]) == "answer 2"
+    assert apt.query(["madison", "linux-image-amd64"]) == "answer 2"
+    assert apt.query(["show", "x"]) == "answer 3"
+    import os
+    st = (apt.root / "updated").stat()
+    os.utime(apt.root / "updated", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a new update
+    assert apt.query(["madison", "linux-image-amd64"]) == "answer 4"
+    assert len(calls) == 4

@@ -107,13 +107,31 @@ class PrivateApt:
         self._run("apt-get", ["update", "-q"])
         stamp.touch()
 
+    def query(self, args: list[str]) -> str:
+        """apt-cache's answer, kept until the next update: each call loads every suite's
+        package lists (seconds of CPU), and they change only when `update` fetches them."""
+        import hashlib
+        stamp = self.root / "updated"
+        if not stamp.exists():
+            return self._run("apt-cache", args)
+        key = hashlib.sha256(f"{stamp.stat().st_mtime_ns} {self.sources.read_text()} {args}".encode()).hexdigest()[:24]
+        memo = self.root / "queries" / key
+        if memo.is_file():
+            return memo.read_text()
+        out = self._run("apt-cache", args)
+        memo.parent.mkdir(exist_ok=True)
+        tmp = memo.with_suffix(".tmp")
+        tmp.write_text(out)
+        tmp.replace(memo)
+        return out
+
     def search(self, pattern: str) -> list[str]:
-        out = self._run("apt-cache", ["search", "--names-only", pattern])
+        out = self.query(["search", "--names-only", pattern])
         return [line.split(" - ", 1)[0].strip() for line in out.splitlines() if line.strip()]
 
     def policy_versions(self, package: str) -> dict[str, str]:
         """suite -> candidate version of `package` from `apt-cache showpkg`-like policy output."""
-        out = self._run("apt-cache", ["madison", package])
+        out = self.query(["madison", package])
         res: dict[str, str] = {}
         for line in out.splitlines():
             parts = [p.strip() for p in line.split("|")]

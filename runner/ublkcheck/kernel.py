@@ -118,7 +118,7 @@ class DebianKernels:
         return self._apt
 
     def _show(self, pkg_eq: str) -> str:
-        return self.apt._run("apt-cache", ["show", "--no-all-versions", pkg_eq])
+        return self.apt.query(["show", "--no-all-versions", pkg_eq])
 
     @staticmethod
     def depends_of(show: str) -> list[str]:
