@@ -88,7 +88,7 @@ def run_profiles(console: str, events: list[dict]) -> list[dict | None]:
     boot_events = [e for e in events if e.get("event") == protocol.BOOT]
     out = []
     for lines in per_boot:
-        started = any(protocol.start_marker("") in t or "ublkcheck-init: agent start" in t for _, t in lines)
+        started = any(_AGENT_START.search(t) for _, t in lines)
         ev = boot_events.pop(0) if started and boot_events else None
         out.append(profile(lines, ev))
     return out

@@ -240,6 +240,14 @@ TEST(Dispatch, DeleteTwice) {
 // --- SET_PARAMS: every rule of ublk_validate_params() on a device not yet started ---
 
 namespace {
+// A segment parameter block: boundary mask, largest segment, most segments.
+static void segment(ublk_params& p, uint64_t boundary_mask, uint32_t max_size, uint16_t max_segments) {
+  p.types |= UBLK_PARAM_TYPE_SEGMENT;
+  p.seg.seg_boundary_mask = boundary_mask;
+  p.seg.max_segment_size = max_size;
+  p.seg.max_segments = max_segments;
+}
+
 struct ParamCase {
   const char* name;
   std::function<void(ublk_params&)> mutate;
@@ -328,38 +336,10 @@ INSTANTIATE_TEST_SUITE_P(
                     p.dma.alignment = 4096;
                   },
                   -EINVAL, true},
-        ParamCase{"valid_segment",
-                  [](auto& p) {
-                    p.types |= UBLK_PARAM_TYPE_SEGMENT;
-                    p.seg.seg_boundary_mask = 0xffff;
-                    p.seg.max_segment_size = 4096;
-                    p.seg.max_segments = 4;
-                  },
-                  0},
-        ParamCase{"segment_boundary_not_mask",
-                  [](auto& p) {
-                    p.types |= UBLK_PARAM_TYPE_SEGMENT;
-                    p.seg.seg_boundary_mask = 0x1000;
-                    p.seg.max_segment_size = 4096;
-                    p.seg.max_segments = 4;
-                  },
-                  -EINVAL, true},
-        ParamCase{"segment_boundary_below_4k",
-                  [](auto& p) {
-                    p.types |= UBLK_PARAM_TYPE_SEGMENT;
-                    p.seg.seg_boundary_mask = 0x7ff;
-                    p.seg.max_segment_size = 4096;
-                    p.seg.max_segments = 4;
-                  },
-                  -EINVAL, true},
-        ParamCase{"segment_size_below_4k",
-                  [](auto& p) {
-                    p.types |= UBLK_PARAM_TYPE_SEGMENT;
-                    p.seg.seg_boundary_mask = 0xffff;
-                    p.seg.max_segment_size = 2048;
-                    p.seg.max_segments = 4;
-                  },
-                  -EINVAL, true}),
+        ParamCase{"valid_segment", [](auto& p) { segment(p, 0xffff, 4096, 4); }, 0},
+        ParamCase{"segment_boundary_not_mask", [](auto& p) { segment(p, 0x1000, 4096, 4); }, -EINVAL, true},
+        ParamCase{"segment_boundary_below_4k", [](auto& p) { segment(p, 0x7ff, 4096, 4); }, -EINVAL, true},
+        ParamCase{"segment_size_below_4k", [](auto& p) { segment(p, 0xffff, 2048, 4); }, -EINVAL, true}),
     [](const testing::TestParamInfo<ParamCase>& p) { return std::string(p.param.name); });
 // clang-format on
 
