@@ -9,8 +9,9 @@
 # --tree-dir: an existing checkout (or `./ublkcheck fetch-source 7.2 DIR`); --debug picks the
 # ci/kconfig debug fragments for that tree build.
 # --quick: the three Debian kernels with the default (short) stress, plus the seed-panic
-# reproducer; without it the stress loads run 60 s, the whole bug zoo, the upstream
-# selftests under our harness on debian:sid, and the quick benchmark run (KUBLK=path/to/kublk
+# reproducer; without it the stress loads run 60 s, the whole bug zoo, the suite three times
+# in a row with the upstream selftests under our harness (suite-bench), the boot benchmark,
+# and the quick benchmark run (KUBLK=path/to/kublk
 # adds the upstream server to it). With a tree (and no --quick) both suites also run with
 # --coverage on it, side by side and merged (`ublkcheck coverage`).
 # --shard I/N: only part I of each kernel's tests (`ublkcheck run --shard`), results in
@@ -94,8 +95,13 @@ echo "== seed panic reproducer"
 if [ "$QUICK" = 0 ]; then
   echo "== bug zoo"
   ./ublkcheck zoo --kernel debian:sid --results "$OUT/zoo" || rc=1
-  echo "== upstream selftests (tools/testing/selftests/ublk of linux-source) on debian:sid"
-  ./ublkcheck run --kernel debian:sid --suite kselftests -q --results "$OUT/kselftests-sid" || rc=1
+  # The suite three times in a row (a flake is an unexpected failure in any of them) and the
+  # upstream selftests (tools/testing/selftests/ublk of linux-source) right after the first:
+  # their time ratio, measured back to back.
+  echo "== flake check and the suite / selftests ratio on debian:sid"
+  ./ublkcheck suite-bench --kernel debian:sid --runs 3 --results "$OUT/suite-bench" || rc=1
+  echo "== boot time of each boot path"
+  ./ublkcheck boot-bench --kernel debian:sid --boots 5 --results "$OUT/boot-bench" || rc=1
   # The same mutants against the upstream selftests (each mutant: the scripts that reach its
   # lines, from the coverage map of a --coverage tree run). A mutant they miss is the
   # matrix's content, not a failure (exit 1); anything else (exit 2: no map yet) is.

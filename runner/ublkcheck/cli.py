@@ -121,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     fs.add_argument("series", help="kernel series, e.g. 7.2 or 6.1")
     fs.add_argument("dest", type=new_path("directory"), help="directory to unpack into")
     # Commands in their own modules: each registers its parser and sets args.func.
-    from . import bootbench, coverage, diff, matrix, merge, report, scan
-    for mod in (scan, matrix, merge, diff, report, coverage, bootbench):
+    from . import bootbench, coverage, diff, matrix, merge, report, scan, suitebench
+    for mod in (scan, matrix, merge, diff, report, coverage, bootbench, suitebench):
         mod.add_parser(sub)
     args = ap.parse_args(argv)
     try:
