@@ -105,3 +105,22 @@ def test_a_daemon_that_survives_sigkill_makes_the_guest_unfit(monkeypatch):
     a.main()
     assert ran == ["k.one", "k.stuck"]
     assert [e["event"] for e in events] == ["boot", "features"], "no done: the host boots again for k.after"
+
+
+def test_too_little_tmp_left_makes_the_guest_unfit(tmp_path, monkeypatch):
+    """A script that keeps /tmp's space (the tmpfs) is named by what it kept, and when too
+    little is left for the next scripts (stripe writes 512 MiB) the guest ends."""
+    import subprocess
+    a = agent()
+    script = tmp_path / "test_leak_01.sh"
+    script.write_text("exit 0\n")
+    free = iter([3000, 900])   # MiB before and after the script
+    monkeypatch.setattr(a, "free_mib", lambda path: next(free))
+    monkeypatch.setattr(a, "sh", lambda cmd, timeout=60: subprocess.CompletedProcess(cmd, 1, "", ""))
+    monkeypatch.setattr(a.tempfile, "mkdtemp", lambda **kw: str(tmp_path / "t"))
+    rc, out, fit, lost = a.run_script({"binary": str(script)}, a.protocol.Plan())
+    assert (rc, fit, lost) == (0, False, 2100) and "900 MiB left in /tmp" in out
+    free = iter([3000, 2990])
+    monkeypatch.setattr(a, "free_mib", lambda path: next(free))
+    rc, out, fit, lost = a.run_script({"binary": str(script)}, a.protocol.Plan())
+    assert (rc, fit, lost) == (0, True, 0) and "ublkcheck" not in out

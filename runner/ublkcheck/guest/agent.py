@@ -157,12 +157,12 @@ def coverage_save(name, plan):
 
 
 def run_script(t, plan):
-    """(rc, output, the guest is fit for the next test) of one kselftest script, run from its
-    own directory in its own process
-    group: on a timeout the whole group is killed. Each script gets a fresh TMPDIR (its
-    backing files), and what it leaves (devices, kublk daemons, files) is cleared before the
-    next one: in one guest, the files of earlier scripts filled the tmpfs and made the
-    stripe tests fail with ENOSPC."""
+    """(rc, output, the guest is fit for the next test, MiB of /tmp it kept) of one kselftest
+    script, run from its own directory in its own process group: on a timeout the whole
+    group is killed. Each script gets a fresh TMPDIR (its backing files), and what it leaves
+    (devices, kublk daemons, files) is cleared before the next one: in one guest, the files
+    of earlier scripts filled the tmpfs and made the stripe tests fail with ENOSPC."""
+    free_before = free_mib("/tmp")
     tmp = tempfile.mkdtemp(prefix="ksft-", dir="/tmp")
     here = os.path.dirname(t["binary"])
     p = subprocess.Popen(["bash", t["binary"]], cwd=here,
@@ -189,7 +189,24 @@ def run_script(t, plan):
             out += (f"\n(ublkcheck: {len(stuck)} kublk process(es) survive SIGKILL after 30 s: "
                     f"{'; '.join(stuck)[:300]}; the next test gets a fresh guest)")
     shutil.rmtree(tmp, ignore_errors=True)
-    return rc, out, fit
+    # The guest's /tmp is its tmpfs: space a script keeps after its cleanup (a file outside
+    # its TMPDIR, a deleted file still open) is gone for the scripts after it. Too little
+    # left (the stripe scripts write 512 MiB) and the next test gets a fresh guest.
+    free = free_mib("/tmp")
+    lost = free_before - free
+    if free < MIN_FREE_MIB:
+        fit = False
+        out += f"\n(ublkcheck: {free} MiB left in /tmp after the script; the next test gets a fresh guest)"
+    return rc, out, fit, (lost if lost >= LEAK_MIB else 0)
+
+
+LEAK_MIB = 64        # reported as the test's tmp_lost_mib
+MIN_FREE_MIB = 1024
+
+
+def free_mib(path):
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize >> 20
 
 
 def wait_gone(name, seconds):
@@ -258,11 +275,13 @@ def run_test(t, plan):
         coverage_reset(plan)
         kmsg(protocol.start_marker(name))
         t0 = time.time()
-        rc, output, fit = run_script(t, plan)
+        rc, output, fit, lost = run_script(t, plan)
         dur = time.time() - t0
         status, msg, skip = script_result(rc, output, t["binary"])
         kmsg(protocol.end_marker(name, status))
         props = {"exit_code": rc}
+        if lost:
+            props["tmp_lost_mib"] = lost
         if coverage_save(name, plan):
             props["coverage"] = True
         event(protocol.result_event(name, status, dur, msg[-8000:], skip, props))
