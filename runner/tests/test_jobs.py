@@ -11,7 +11,7 @@ def test_jobs_run_every_shard_at_once_and_merge_them(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(pipeline, "resolve_kernel", lambda req: (None, object()))
     monkeypatch.setattr(pipeline, "build_module", lambda *a, **k: calls.append("build"))
-    monkeypatch.setattr("ublkcheck.initramfs.build", lambda k: calls.append("initramfs"))
+    monkeypatch.setattr("ublkcheck.initramfs.build", lambda k, *a: calls.append("initramfs"))
     names = ["a.T.One", "a.T.Two", "b.T.Three"]
 
     def fake_execute(part, label=None):

@@ -117,7 +117,7 @@ def test_too_little_tmp_left_makes_the_guest_unfit(tmp_path, monkeypatch):
     free = iter([3000, 900])   # MiB before and after the script
     monkeypatch.setattr(a, "free_mib", lambda path: next(free))
     monkeypatch.setattr(a, "sh", lambda cmd, timeout=60: subprocess.CompletedProcess(cmd, 1, "", ""))
-    monkeypatch.setattr(a.tempfile, "mkdtemp", lambda **kw: str(tmp_path / "t"))
+    monkeypatch.setattr("tempfile.mkdtemp", lambda **kw: str(tmp_path / "t"))
     rc, out, fit, lost = a.run_script({"binary": str(script)}, a.protocol.Plan())
     assert (rc, fit, lost) == (0, False, 2100) and "900 MiB left in /tmp" in out
     free = iter([3000, 2990])

@@ -58,6 +58,7 @@ def test_qemu_boots_the_pvh_vmlinux_unless_told_bzimage(tmp_path, monkeypatch):
         argv = vm.command_line(k, tmp_path / "initrd", tmp_path, cfg, tmp_path / "mon", Path("/a.py"))
         return argv[argv.index("-kernel") + 1]
     assert kernel_arg(vm.VmConfig()) == str(k.pvh)
+    assert kernel_arg(vm.VmConfig(boot="pvh")) == str(k.pvh)
     assert kernel_arg(vm.VmConfig(boot="bzimage")) == str(k.vmlinuz)
     k.pvh = None
     assert kernel_arg(vm.VmConfig()) == str(k.vmlinuz)

@@ -23,7 +23,8 @@ def ublkcheck(tmp_path, *args, timeout=300):
 def test_initramfs_contents():
     k = DebianKernels().fetch("debian:sid")
     names = initramfs.list_contents(initramfs.build(k))
-    for want in ("init", "bin/busybox", "mods/9p.ko", "mods/9pnet_virtio.ko", "mods/overlay.ko", "modules.order"):
+    for want in ("init", "bin/busybox", "mods/9p.ko", "mods/9pnet_virtio.ko", "mods/overlay.ko", "modules.order",
+                 "fast/usr/bin/python3"):
         assert want in names, want
 
 

@@ -1,5 +1,6 @@
 """The guest's initramfs: static busybox, the modules needed to reach the host's root
-(virtio, 9p, overlay, in dependency order) and init.sh. Cached by kernel and inputs."""
+(virtio, 9p, overlay, in dependency order), init.sh, and under /fast the host files python
+needs to start the agent (agentfiles.py). Cached by kernel and inputs."""
 from __future__ import annotations
 
 import gzip
@@ -10,6 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from .agentfiles import AGENT_DIR, AGENT_SOURCES, agent_files, compile_agent
 from .errors import UserError
 from .kernel import Kernel, cache_dir
 
@@ -59,14 +61,16 @@ def _ko_name(path: Path) -> str:
     return name.removesuffix(".ko")
 
 
-def build(kernel: Kernel) -> Path:
+def build(kernel: Kernel, agent_layer: bool = True) -> Path:
     if not BUSYBOX.is_file():
         raise UserError("/bin/busybox missing: install busybox-static (scripts/bootstrap.sh does)")
     mods = module_closure(kernel, BOOT_MODULES)
+    fast = agent_files() if agent_layer else []
     h = hashlib.sha256()
-    for p in [BUSYBOX, INIT, *mods]:
+    sources = [AGENT_DIR / n for n in AGENT_SOURCES] if agent_layer else []
+    for p in [BUSYBOX, INIT, *mods, *fast, *sources]:
         h.update(str(p).encode())
-        h.update(p.read_bytes())
+        h.update(os.readlink(p).encode() if p.is_symlink() else p.read_bytes())
     # Uncompressed: the guest would spend longer inflating it under TCG than qemu spends
     # loading the few MiB more.
     out = cache_dir() / "initramfs" / f"{kernel.release}-{h.hexdigest()[:16]}.cpio"
@@ -86,14 +90,40 @@ def build(kernel: Kernel) -> Path:
         (stage / "mods" / f"{name}.ko").write_bytes(_decompress(m))
         order.append(name)
     (stage / "modules.order").write_text("\n".join(order) + "\n")
+    if fast:
+        _copy_layer(fast, stage / "fast")
+        compile_agent(stage / "fast")
+        _host_dir_attributes(stage / "fast")
     files = subprocess.run(["find", "."], cwd=stage, capture_output=True, text=True, check=True).stdout
-    cpio = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=stage, input=files.encode(),
+    cpio = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet", "-R", "0:0"], cwd=stage, input=files.encode(),
                           capture_output=True, check=True).stdout
     tmp = out.with_suffix(".tmp")
     tmp.write_bytes(cpio)
     tmp.rename(out)
     shutil.rmtree(stage, ignore_errors=True)
     return out
+
+
+def _copy_layer(files: list[Path], top: Path) -> None:
+    """files at their own paths under top. An overlay shows a directory with the attributes
+    of its top-most layer: _host_dir_attributes gives them the host's."""
+    top.mkdir()
+    for f in files:
+        dest = top / f.relative_to("/")
+        for d in reversed(dest.relative_to(top).parents[:-1]):
+            if not (top / d).is_dir():
+                (top / d).mkdir()
+        shutil.copy2(f, dest, follow_symlinks=False)
+
+
+def _host_dir_attributes(top: Path) -> None:
+    """Each directory of the layer gets its host's mode and times (copying into a directory
+    changed its times: set last, deepest first). One the host lacks (the agent's
+    __pycache__) keeps 0755."""
+    for d in sorted([top, *(p for p in top.rglob("*") if p.is_dir() and not p.is_symlink())], reverse=True):
+        host = Path("/") / d.relative_to(top)
+        if host.is_dir():
+            shutil.copystat(host, d)
 
 
 def list_contents(path: Path) -> list[str]:

@@ -182,7 +182,8 @@ class Orchestrator:
 
     def _start_guest(self, boot: Boot, progress: Progress | None) -> vm.Guest:
         monitor = self.out / f"monitor-{self.boots}.sock"
-        argv = vm.command_line(self.kernel, initramfs.build(self.kernel), self.share, self.cfg, monitor, AGENT)
+        initrd = initramfs.build(self.kernel, self.cfg.agent_in_memory)
+        argv = vm.command_line(self.kernel, initrd, self.share, self.cfg, monitor, AGENT)
 
         def on_line(idx: int, text: str) -> None:
             if not self.quiet and progress is None:

@@ -36,7 +36,7 @@ class RunRequest:
     hang_timeout: float = 120
     grace: float = 20
     append: str = ""
-    boot: str = "pvh"
+    boot: str = "fast"
     results: str | None = None
     stress_seconds: int | None = None
     shard: str | None = None
@@ -160,7 +160,7 @@ def execute(req: RunRequest, command: list[str] | None = None, label: str | None
         from .coverage import check_tools
         check_tools()
     dk, kernel = resolve_kernel(req)
-    if req.boot == "pvh" and kernel.pvh is None:
+    if req.boot != "bzimage" and kernel.pvh is None:
         from .pvh import vmlinux_for
         kernel.pvh = vmlinux_for(kernel.vmlinuz)
     module = build_module(dk, kernel, req.patch, req.rebuild_driver, gcov=req.coverage)
@@ -221,7 +221,7 @@ def run_jobs(req: RunRequest, jobs: int, label: str | None = None):
     from concurrent.futures import ThreadPoolExecutor
     from dataclasses import replace
 
-    from . import initramfs
+    from . import initramfs, vm
     from .merge import merge_runs
     from .results import write_all
     if req.shard:
@@ -232,7 +232,7 @@ def run_jobs(req: RunRequest, jobs: int, label: str | None = None):
     req.check()
     dk, kernel = resolve_kernel(req)
     build_module(dk, kernel, req.patch, req.rebuild_driver, gcov=False)
-    initramfs.build(kernel)
+    initramfs.build(kernel, vm.VmConfig(boot=req.boot).agent_in_memory)
     top = results_dir(req.results, label or req.label)
     print(f"ublkcheck: {jobs} guests at once, results in {top}", file=sys.stderr, flush=True)
     parts = [replace(req, shard=f"{i}/{jobs}", results=str(top / f"job-{i}-of-{jobs}"), quiet=True)

@@ -21,7 +21,17 @@ class VmConfig:
     mem_mb: int = 3072
     accel: str = "tcg"          # "kvm" or "tcg"
     append: str = ""            # extra kernel command line
-    boot: str = "pvh"           # "pvh": the kernel's vmlinux by PVH entry when it has one; "bzimage"
+    # "fast": PVH entry, and the agent's python from the initramfs (agentfiles.py); "pvh":
+    # PVH entry, the agent over 9p; "bzimage": firmware, setup, decompression, 9p.
+    boot: str = "fast"
+
+    @property
+    def pvh_entry(self) -> bool:
+        return self.boot in ("fast", "pvh")
+
+    @property
+    def agent_in_memory(self) -> bool:
+        return self.boot == "fast"
 
 
 def qemu_binary() -> str:
@@ -61,7 +71,7 @@ def command_line(kernel: Kernel, initrd: Path, share: Path, cfg: VmConfig, monit
                f"KMODS={kernel.modules} AGENT={agent} {cfg.append}").strip()
     return [qemu_binary(), "-nographic", "-no-reboot", "-nic", "none", *accel,
             "-smp", str(cfg.smp), "-m", str(cfg.mem_mb),
-            "-kernel", str(kernel.pvh if cfg.boot == "pvh" and kernel.pvh else kernel.vmlinuz),
+            "-kernel", str(kernel.pvh if cfg.pvh_entry and kernel.pvh else kernel.vmlinuz),
             "-initrd", str(initrd),
             "-fsdev", "local,id=hostroot,path=/,readonly=on,security_model=none,multidevs=remap",
             "-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot",

@@ -5,9 +5,7 @@ what finished even if the guest dies. stdlib only."""
 import json
 import os
 import re
-import shutil
 import subprocess
-import tempfile
 import sys
 import time
 
@@ -163,6 +161,7 @@ def run_script(t, plan):
     (devices, kublk daemons, files) is cleared before the next one: in one guest, the files
     of earlier scripts filled the tmpfs and made the stripe tests fail with ENOSPC."""
     free_before = free_mib("/tmp")
+    import tempfile  # here, not at the top: the agent's start under TCG pays for every import
     tmp = tempfile.mkdtemp(prefix="ksft-", dir="/tmp")
     here = os.path.dirname(t["binary"])
     p = subprocess.Popen(["bash", t["binary"]], cwd=here,
@@ -188,6 +187,7 @@ def run_script(t, plan):
             fit = False
             out += (f"\n(ublkcheck: {len(stuck)} kublk process(es) survive SIGKILL after 30 s: "
                     f"{'; '.join(stuck)[:300]}; the next test gets a fresh guest)")
+    import shutil
     shutil.rmtree(tmp, ignore_errors=True)
     # The guest's /tmp is its tmpfs: space a script keeps after its cleanup (a file outside
     # its TMPDIR, a deleted file still open) is gone for the scripts after it. Too little
@@ -229,6 +229,7 @@ def missing_programs(script):
     except (OSError, TypeError):
         return []
     names = sorted(set(re.findall(r"_have_program\s+([\w.-]+)", text)))
+    import shutil
     return [n for n in names if shutil.which(n) is None]
 
 
@@ -261,7 +262,8 @@ def save_server_logs(art, src=SERVER_LOGS):
         p = os.path.join(src, n)
         try:
             if os.path.getsize(p):
-                shutil.copy(p, os.path.join(art, n))
+                with open(p, "rb") as src_f, open(os.path.join(art, n), "wb") as dst_f:
+                    dst_f.write(src_f.read())
             os.unlink(p)
         except OSError:
             pass

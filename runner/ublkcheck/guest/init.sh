@@ -15,7 +15,11 @@ mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 results /mnt/results |
   echo "ublkcheck-init: cannot mount the results share (9p)"; poweroff -f; }
 mount -t tmpfs -o size=75% tmpfs /mnt/up
 mkdir -p /mnt/up/upper /mnt/up/work
-mount -t overlay overlay -o lowerdir=/mnt/host,upperdir=/mnt/up/upper,workdir=/mnt/up/work /newroot
+# /fast (initramfs.py): copies of the files python starts the agent from, at their own
+# paths, in memory; everything else is the host's, over 9p.
+lower=/mnt/host
+[ -d /fast ] && lower=/fast:/mnt/host
+mount -t overlay overlay -o lowerdir=$lower,upperdir=/mnt/up/upper,workdir=/mnt/up/work /newroot
 for d in proc sys dev run; do mkdir -p /newroot/$d; done
 mount -t proc proc /newroot/proc
 mount -t sysfs sys /newroot/sys
@@ -41,8 +45,9 @@ else
 fi
 echo "ublkcheck-init: agent start up $(cut -d' ' -f1 /proc/uptime)"
 # The plan's name and the share's mount point are guest/protocol.py's PLAN_FILE and SHARE.
-# -S: no site (no .pth scan of dist-packages over 9p); the agent is stdlib only.
-chroot /newroot /usr/bin/python3 -S "$AGENT" /ublkcheck-results/plan.json
+# -S: no site (no .pth scan of dist-packages over 9p); the agent is stdlib only. -m: as a
+# module, python takes agent.py's bytecode from the /fast layer instead of compiling it.
+PYTHONPATH=${AGENT%/*} chroot /newroot /usr/bin/python3 -S -m agent /ublkcheck-results/plan.json
 echo "ublkcheck-init: agent exited $?"
 sync
 poweroff -f

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field
 
 SHARE = "/ublkcheck-results"   # the run's results directory, as the guest mounts it (init.sh)
 PLAN_FILE = "plan.json"
@@ -15,19 +14,36 @@ EVENTS_FILE = "events.jsonl"
 
 
 # --- the plan: what the agent is to do in this guest ---
-@dataclass
 class Plan:
-    cwd: str = ""                   # where the tests run (the checkout, through the overlay)
-    module: str | None = None       # ublk_drv.ko to insmod instead of the kernel's own
-    fixture: str = ""               # ublk-fixture, for GET_FEATURES at boot
-    env: dict = field(default_factory=dict)   # added to every test's environment
-    coverage: bool = False          # reset ublk_drv's gcov counters per test and save them
-    tests: list[dict] = field(default_factory=list)   # discover.PlannedTest.to_dict()
-    command: str | None = None      # a shell command instead of tests (`run -- CMD`)
-    command_name: str = "command"
+    """A plain class, not a dataclass: importing dataclasses pulls in inspect and ast, a
+    fifth of the agent's start under TCG. FIELDS: name -> default (a type: a new empty one)."""
+    FIELDS = {
+        "cwd": "",              # where the tests run (the checkout, through the overlay)
+        "module": None,         # ublk_drv.ko to insmod instead of the kernel's own
+        "fixture": "",          # ublk-fixture, for GET_FEATURES at boot
+        "env": dict,            # added to every test's environment
+        "coverage": False,      # reset ublk_drv's gcov counters per test and save them
+        "tests": list,          # discover.PlannedTest.to_dict() each
+        "command": None,        # a shell command instead of tests (`run -- CMD`)
+        "command_name": "command",
+    }
+
+    def __init__(self, **values):
+        unknown = sorted(set(values) - set(self.FIELDS))
+        if unknown:
+            raise TypeError(f"Plan has no field {', '.join(unknown)}")
+        for name, default in self.FIELDS.items():
+            setattr(self, name, values[name] if name in values else
+                    default() if isinstance(default, type) else default)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Plan) and vars(self) == vars(other)
+
+    def __repr__(self) -> str:
+        return f"Plan({vars(self)})"
 
     def dumps(self) -> str:
-        return json.dumps(asdict(self), indent=1)
+        return json.dumps({name: getattr(self, name) for name in self.FIELDS}, indent=1)
 
     @classmethod
     def loads(cls, text: str) -> "Plan":
