@@ -8,6 +8,14 @@ from dataclasses import dataclass, field, asdict
 from typing import Optional
 
 STATUSES = ("pass", "fail", "skip", "error")
+
+
+def unexpected_failures(tests: list) -> list:
+    """The tests that failed for something other than a documented kernel bug
+    (ci/known-issues.json marks those with the known_issue property)."""
+    return [t for t in tests if t.status in ("fail", "error") and not t.properties.get("known_issue")]
+
+
 # The line the orchestrator puts first in a test's message for each kernel report printed
 # while it ran (a report fails a test whose assertions passed).
 REPORT_LINE_PREFIX = "kernel report during the test:"

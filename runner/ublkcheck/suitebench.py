@@ -12,13 +12,14 @@ from dataclasses import replace
 
 from .argtypes import whole
 from .kselftests import SUITE as KSELFTESTS
+from .model import unexpected_failures
 from .pipeline import RunRequest, execute, results_dir
 from .runargs import add_run_args, request
 
 
 def unexpected(run) -> list[str]:
-    """Tests that failed for something other than a documented kernel bug."""
-    return sorted(t.name for t in run.tests if t.status in ("fail", "error") and not t.properties.get("known_issue"))
+    """The names of the tests that failed for something other than a documented kernel bug."""
+    return sorted(t.name for t in unexpected_failures(run.tests))
 
 
 def order(runs: int, selftests: bool) -> list[str]:

@@ -14,7 +14,7 @@ from dataclasses import replace
 from .pipeline import RunRequest, driver_source, execute, results_dir
 from .paths import MUTANTS
 from .errors import UserError
-from .model import REPORT_LINE_PREFIX
+from .model import REPORT_LINE_PREFIX, unexpected_failures
 
 
 def mutants(names: list[str]) -> list[dict]:
@@ -38,7 +38,7 @@ def _filters(m: dict) -> list[str]:
 
 def _failed(run) -> list:
     # A test failed only by a known kernel bug (ci/known-issues.json) catches nothing.
-    return [t for t in run.tests if t.status in ("fail", "error") and not t.properties.get("known_issue")]
+    return unexpected_failures(run.tests)
 
 
 def _fails_on_its_own(t) -> bool:
