@@ -5,6 +5,7 @@ what finished even if the guest dies. stdlib only."""
 import json
 import os
 import re
+import stat
 import subprocess
 import sys
 import time
@@ -155,12 +156,10 @@ def coverage_save(name, plan):
 
 
 def run_script(t, plan):
-    """(rc, output, the guest is fit for the next test, MiB of /tmp it kept) of one kselftest
-    script, run from its own directory in its own process group: on a timeout the whole
-    group is killed. Each script gets a fresh TMPDIR (its backing files), and what it leaves
-    (devices, kublk daemons, files) is cleared before the next one: in one guest, the files
-    of earlier scripts filled the tmpfs and made the stripe tests fail with ENOSPC."""
-    free_before = free_mib("/tmp")
+    """(rc, output, the guest is fit for the next test, files it left in /dev) of one
+    kselftest script, run from its own directory in its own process group: on a timeout the
+    whole group is killed. Each script gets a fresh TMPDIR (its backing files), and what it
+    leaves (devices, kublk daemons, files) is cleared before the next one."""
     import tempfile  # here, not at the top: the agent's start under TCG pays for every import
     tmp = tempfile.mkdtemp(prefix="ksft-", dir="/tmp")
     here = os.path.dirname(t["binary"])
@@ -189,24 +188,35 @@ def run_script(t, plan):
                     f"{'; '.join(stuck)[:300]}; the next test gets a fresh guest)")
     import shutil
     shutil.rmtree(tmp, ignore_errors=True)
-    # The guest's /tmp is its tmpfs: space a script keeps after its cleanup (a file outside
-    # its TMPDIR, a deleted file still open) is gone for the scripts after it. Too little
-    # left (the stripe scripts write 512 MiB) and the next test gets a fresh guest.
-    free = free_mib("/tmp")
-    lost = free_before - free
-    if free < MIN_FREE_MIB:
-        fit = False
-        out += f"\n(ublkcheck: {free} MiB left in /tmp after the script; the next test gets a fresh guest)"
-    return rc, out, fit, (lost if lost >= LEAK_MIB else 0)
+    files = clear_dev_files()
+    if files:
+        out += ("\n(ublkcheck: the script left regular files in /dev, removed: "
+                + ", ".join(files) + ")")
+    return rc, out, fit, files
 
 
-LEAK_MIB = 64        # reported as the test's tmp_lost_mib
-MIN_FREE_MIB = 1024
+DEV = "/dev"
 
 
-def free_mib(path):
-    st = os.statvfs(path)
-    return st.f_bavail * st.f_frsize >> 20
+def clear_dev_files(dev=None):
+    """Removes the regular files in the guest's devtmpfs; returns them as "name (N MiB)".
+    The stress scripts run fio on /dev/ublkbN while they delete the device: a fio job that
+    opens the path after the node is gone creates a regular file there and fills it. With
+    devtmpfs full (it is a tmpfs of half the guest's memory), a later script's device node
+    cannot be created, and its fio writes into the old file until ENOSPC (seen as
+    stripe_05 failing after stress_06 in one guest)."""
+    dev = dev or DEV
+    root = os.stat(dev).st_dev
+    found = []
+    for top, dirs, files in os.walk(dev):
+        dirs[:] = [d for d in dirs if os.lstat(os.path.join(top, d)).st_dev == root]
+        for f in files:
+            path = os.path.join(top, f)
+            st = os.lstat(path)
+            if stat.S_ISREG(st.st_mode):
+                found.append(f"{os.path.relpath(path, dev)} ({st.st_blocks * 512 >> 20} MiB)")
+                os.unlink(path)
+    return sorted(found)
 
 
 def wait_gone(name, seconds):
@@ -277,13 +287,13 @@ def run_test(t, plan):
         coverage_reset(plan)
         kmsg(protocol.start_marker(name))
         t0 = time.time()
-        rc, output, fit, lost = run_script(t, plan)
+        rc, output, fit, dev_files = run_script(t, plan)
         dur = time.time() - t0
         status, msg, skip = script_result(rc, output, t["binary"])
         kmsg(protocol.end_marker(name, status))
         props = {"exit_code": rc}
-        if lost:
-            props["tmp_lost_mib"] = lost
+        if dev_files:
+            props["dev_files_left"] = ", ".join(dev_files)
         if coverage_save(name, plan):
             props["coverage"] = True
         event(protocol.result_event(name, status, dur, msg[-8000:], skip, props))
