@@ -62,3 +62,14 @@ def test_qemu_boots_the_pvh_vmlinux_unless_told_bzimage(tmp_path, monkeypatch):
     assert kernel_arg(vm.VmConfig(boot="bzimage")) == str(k.vmlinuz)
     k.pvh = None
     assert kernel_arg(vm.VmConfig()) == str(k.vmlinuz)
+
+
+def test_only_the_fast_boot_takes_qboot_and_skips_the_certificate_list(tmp_path, monkeypatch):
+    monkeypatch.setattr(vm, "qemu_binary", lambda: "qemu")
+    k = Kernel(spec="debian:sid", release="r", vmlinuz=tmp_path / "vmlinuz", modules=tmp_path / "r")
+    for boot, light in (("fast", True), ("pvh", False), ("bzimage", False)):
+        argv = vm.command_line(k, tmp_path / "initrd", tmp_path, vm.VmConfig(boot=boot), tmp_path / "mon",
+                               Path("/a.py"))
+        assert (argv[argv.index("-bios") + 1] == "qboot.rom" if "-bios" in argv else False) == light, boot
+        append = argv[argv.index("-append") + 1].split()
+        assert ("initcall_blacklist=load_system_certificate_list" in append) == light, boot

@@ -1,6 +1,6 @@
 """`ublkcheck boot-bench`: qemu start -> first test, booted N times by each boot path
-(bzimage: the path of before; pvh: PVH entry; fast: PVH entry and the agent's python from the
-initramfs), interleaved so the host's noise hits all alike, with each phase's median
+(bzimage: the path of before; pvh: PVH entry; fast: PVH entry, qboot, no X.509 list and the
+agent's python from the initramfs), interleaved so the host's noise hits all alike, with each phase's median
 (bootprofile.py) and each path's ratio to bzimage, written to boot-bench.json."""
 from __future__ import annotations
 

@@ -41,8 +41,9 @@ def add_run_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--append", default="", help="extra kernel command line")
     ap.add_argument("--boot", choices=("fast", "pvh", "bzimage"), default="fast",
                     help="how the guest boots: fast (the default: the kernel's vmlinux by PVH entry where it has "
-                         "one, and the agent's python from the initramfs), pvh (PVH entry, everything over 9p) or "
-                         "bzimage (firmware, setup and decompression, everything over 9p)")
+                         "one, qboot for firmware, no X.509 list, and the agent's python from the initramfs), "
+                         "pvh (PVH entry, SeaBIOS, everything over 9p) or bzimage (SeaBIOS, setup and "
+                         "decompression, everything over 9p)")
     ap.add_argument("--results", help="results directory (default results/<time>-<kernel>)")
     ap.add_argument("--stress-seconds", type=whole(1), help="UBLKCHECK_STRESS_SECONDS for the stress suite")
     ap.add_argument("--timings", action="store_true", help="print the slowest tests and the time per suite")
