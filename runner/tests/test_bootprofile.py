@@ -38,3 +38,20 @@ def test_each_boot_of_a_run_pairs_with_its_boot_event():
                                         [BOOT_EVENT, dict(BOOT_EVENT, uptime=6.0)])
     assert [p["total"] if p else None for p in profiles] == [7.07, 1.7, 7.07]
     assert profiles[2]["agent"] == 2.67 and "agent" not in profiles[1]
+
+
+def test_a_guest_restored_from_its_snapshot_has_a_restore_phase_and_no_kernel_boot():
+    """A real --boot snapshot guest (debian:sid 7.2.13, TCG): its clock began in the boot
+    that made the image, so its boot is qemu start -> init.sh's "restored"."""
+    console = (Path(__file__).parent / "data" / "boot-console-restored.log").read_text()
+    (lines,) = bootprofile.boots(console)
+    ev = {"event": "boot", "release": "7.2.13+deb14-amd64", "error": "", "t_main": 6.94, "t_driver": 7.3,
+          "uptime": 7.32}
+    p = bootprofile.profile(lines, ev)
+    assert p == {"restore": 0.43, "init_sh": 0.26, "agent_python": 0.82, "agent_driver": 0.36, "agent_event": 0.02,
+                 "first_test": 0.08, "total": 1.96}
+    assert "QEMU loads the boot snapshot" in bootprofile.render(p)
+    # A guest that booted with SNAPSHOT=1 (no image) and went on at once keeps its kernel phases.
+    booted = CONSOLE.replace("ublkcheck-init: agent start", "ublkcheck-init: snapshot point\n[    9.999] "
+                             "ublkcheck-init: restored up 4.00\n[    9.999] ublkcheck-init: agent start", 1)
+    assert "kernel_init" in bootprofile.profile(bootprofile.boots(booted)[0], BOOT_EVENT)

@@ -9,15 +9,18 @@ from __future__ import annotations
 import re
 
 from .guest import protocol
+from .snapshot import RESTORED, SNAPSHOT_POINT
 
 _STAMP = re.compile(r"^\[\s*(\d+\.\d+)\] (.*)$")
 _KTIME = re.compile(r"^\[\s*(\d+\.\d+)\] ")
 _BOOT = re.compile(r"^===== ublkcheck boot (\d+):")
 _INIT_UP = re.compile(r"ublkcheck-init: kernel \S+ up (\d+\.\d+)")
 _AGENT_START = re.compile(r"ublkcheck-init: agent start up (\d+\.\d+)")
+_RESTORED = re.compile(re.escape(RESTORED) + r" up (\d+\.\d+)")
 
 # (key, what it covers), in boot order; each ends where the next begins.
 PHASES = [
+    ("restore", "QEMU loads the boot snapshot, the guest resumes"),  # --boot snapshot
     ("firmware_and_setup", "firmware, the kernel's setup and decompression"),
     ("kernel_init", "the kernel's own boot, until init.sh"),
     ("init_sh", "init.sh: modules, 9p, overlay"),
@@ -46,10 +49,15 @@ def profile(lines: list[tuple[float, str]], boot_event: dict | None = None) -> d
     """{phase: seconds, ..., "total": seconds} for one boot, or None if its kernel never
     printed. Times on the guest's clock (uptimes) are put on the host's through the kernel
     clock's start, taken from the line that lagged least behind it."""
-    offsets = [host - float(k.group(1)) for host, text in lines if (k := _KTIME.match(text))]
+    offsets = [host - float(k.group(1)) for host, text in lines
+               if (k := _KTIME.match(text) or _RESTORED.search(text))]
     if not offsets:
         return None
     t0 = min(offsets)  # host seconds at the kernel's time 0
+    # Restored from a snapshot: "restored" without this guest reaching the snapshot point
+    # (a guest that booted with SNAPSHOT=1 reaches it and then resumes at once).
+    booted = any(SNAPSHOT_POINT in text for _host, text in lines)
+    restored = None if booted else next((host for host, text in lines if _RESTORED.search(text)), None)
 
     def first(rx) -> float | None:
         for _host, text in lines:
@@ -66,7 +74,11 @@ def profile(lines: list[tuple[float, str]], boot_event: dict | None = None) -> d
                 return t0 + float(k.group(1)) if k else host
         return None
     ev = boot_event or {}
-    points = [("firmware_and_setup", t0), ("kernel_init", first(_INIT_UP)), ("init_sh", first(_AGENT_START)),
+    # A restored guest booted long ago (its clock started before this qemu did): its boot is
+    # the restore, from qemu's start to init.sh's resumption.
+    boot = [("restore", restored)] if restored is not None else [("firmware_and_setup", t0),
+                                                                 ("kernel_init", first(_INIT_UP))]
+    points = [*boot, ("init_sh", first(_AGENT_START)),
               ("agent_python", t0 + ev["t_main"] if "t_main" in ev else None),
               ("agent_driver", t0 + ev["t_driver"] if "t_driver" in ev else None),
               ("agent_event" if "t_driver" in ev else "agent", t0 + ev["uptime"] if "uptime" in ev else None),

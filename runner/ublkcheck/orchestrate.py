@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import initramfs, known, vm
+from . import initramfs, known, snapshot, vm
 from .discover import PlannedTest
 from .kernel import Kernel
 from .model import REPORT_LINE_PREFIX, RunResult, TestResult
@@ -141,6 +141,7 @@ class Orchestrator:
         self.results: dict[str, dict] = {}
         self.boot_seconds: float | None = None
         self.boots = 0
+        self.snapshot_off = False  # an image failed this run: the guests boot
         self.kernel_release = ""
         self.features = None
         self.all_lines: list[tuple[int, str]] = []   # (boot number, line)
@@ -158,7 +159,7 @@ class Orchestrator:
         """Runs one guest until it ends; returns why it ended."""
         self.boots += 1
         boot = Boot(last_event=time.monotonic())
-        guest = self._start_guest(boot, progress)
+        guest, restored = self._start_guest(boot, progress)
         pos = self.events_path.stat().st_size if self.events_path.exists() else 0
         why = "exited"
         while True:
@@ -178,23 +179,48 @@ class Orchestrator:
             self._record_lost(boot, why)
         if not boot.agent_up:
             self.boot_errors.append(f"boot {self.boots}: {why} (qemu exit {rc})")
+            if restored:
+                # An image that gives no agent is not used again: the next guests boot.
+                restored.unlink(missing_ok=True)
+                self.snapshot_off = True
         return why
 
-    def _start_guest(self, boot: Boot, progress: Progress | None) -> vm.Guest:
+    def _start_guest(self, boot: Boot, progress: Progress | None) -> tuple[vm.Guest, Path | None]:
+        """The guest, and the snapshot image it was restored from (None: it booted)."""
         monitor = self.out / f"monitor-{self.boots}.sock"
         initrd = initramfs.build(self.kernel, self.cfg.agent_in_memory)
         argv = vm.command_line(self.kernel, initrd, self.share, self.cfg, monitor, AGENT)
+        image = None
+        if self.cfg.snapshot and not self.snapshot_off:
+            image = snapshot.image_for(argv, self.share, monitor, self._note)
+        if image:
+            argv = argv + snapshot.restore_args(image)
 
         def on_line(idx: int, text: str) -> None:
             if not self.quiet and progress is None:
                 print(text, flush=True)
+            if snapshot.SNAPSHOT_POINT in text:  # booted, not restored: it waits all the same
+                guest.send(snapshot.go_line())
             boot.on_console(text, time.monotonic())
 
         guest = vm.Guest(argv, self.console, monitor, on_line)
         with open(self.console, "a") as f:
             f.write(f"===== ublkcheck boot {self.boots}: {' '.join(argv)}\n")
         guest.start()
-        return guest
+        if image:
+            if snapshot.wait_running(monitor):
+                guest.send(snapshot.go_line())
+            else:
+                self._note(f"ublkcheck: the guest restored from {image.name} did not run in "
+                           f"{snapshot.RUN_TIMEOUT:.0f} s")
+        return guest, image
+
+    def _note(self, line: str) -> None:
+        """A line of the runner's own in the console log (no time stamp: no boot phase)."""
+        with open(self.console, "a") as f:
+            f.write(line + "\n")
+        if not self.quiet:
+            print(line, file=sys.stderr, flush=True)
 
     def _take_events(self, boot: Boot, pos: int, started: float, progress: Progress | None) -> int:
         """Reads the agent's new events into the boot and the run; returns the new position."""

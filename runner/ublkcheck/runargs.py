@@ -39,11 +39,12 @@ def add_run_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--hang-timeout", type=seconds(), default=120, help="no output nor progress, seconds")
     ap.add_argument("--grace", type=seconds(allow_zero=True), default=20, help="after a kernel report, seconds")
     ap.add_argument("--append", default="", help="extra kernel command line")
-    ap.add_argument("--boot", choices=("fast", "pvh", "bzimage"), default="fast",
-                    help="how the guest boots: fast (the default: the kernel's vmlinux by PVH entry where it has "
-                         "one, qboot for firmware, no X.509 list, and the agent's python from the initramfs), "
-                         "pvh (PVH entry, SeaBIOS, everything over 9p) or bzimage (SeaBIOS, setup and "
-                         "decompression, everything over 9p)")
+    ap.add_argument("--boot", choices=("snapshot", "fast", "pvh", "bzimage"), default="snapshot",
+                    help="how the guest boots: snapshot (the default: fast, booted once per kernel and command "
+                         "line and then restored from a QEMU migration image in the cache), fast (the kernel's "
+                         "vmlinux by PVH entry where it has one, qboot for firmware, no X.509 list, and the "
+                         "agent's python from the initramfs), pvh (PVH entry, SeaBIOS, everything over 9p) or "
+                         "bzimage (SeaBIOS, setup and decompression, everything over 9p)")
     ap.add_argument("--results", help="results directory (default results/<time>-<kernel>)")
     ap.add_argument("--stress-seconds", type=whole(1), help="UBLKCHECK_STRESS_SECONDS for the stress suite")
     ap.add_argument("--timings", action="store_true", help="print the slowest tests and the time per suite")

@@ -21,22 +21,29 @@ class VmConfig:
     mem_mb: int = 3072
     accel: str = "tcg"          # "kvm" or "tcg"
     append: str = ""            # extra kernel command line
+    # "snapshot": "fast", booted once and restored from a migration image (snapshot.py);
     # "fast": PVH entry, qboot, no certificate list, and the agent's python from the
     # initramfs (agentfiles.py); "pvh": PVH entry, the agent over 9p; "bzimage": SeaBIOS,
     # setup, decompression, 9p.
-    boot: str = "fast"
+    boot: str = "snapshot"
 
     @property
     def pvh_entry(self) -> bool:
-        return self.boot in ("fast", "pvh")
+        return self.boot in ("snapshot", "fast", "pvh")
 
     @property
     def agent_in_memory(self) -> bool:
-        return self.boot == "fast"
+        return self.boot in ("snapshot", "fast")
 
     @property
     def light_boot(self) -> bool:
-        return self.boot == "fast"
+        return self.boot in ("snapshot", "fast")
+
+    @property
+    def snapshot(self) -> bool:
+        # Under KVM a boot is about 2 s: not worth an image, and a host whose KVM cannot run
+        # the guest (it pauses it) would stall the making boot.
+        return self.boot == "snapshot" and self.accel != "kvm"
 
 
 # Measured under TCG (2 cores, debian:sid): SeaBIOS's POST takes about 0.5 s before it
@@ -81,6 +88,7 @@ def command_line(kernel: Kernel, initrd: Path, share: Path, cfg: VmConfig, monit
     # here. Without the watchdog on the TSC that runtime patch never happens.
     tcg_only = "tsc=nowatchdog " if cfg.accel != "kvm" else ""
     light = LIGHT_CMDLINE if cfg.light_boot else ""
+    light += "SNAPSHOT=1 " if cfg.snapshot else ""
     # loglevel=5: KERN_WARNING/DEFAULT lines reach the console, so WARN/UBSAN call traces
     # (printed at the default level, without console_verbose()) are in the log too.
     # sysrq_always_enabled: Debian restricts sysrq; the hang path needs w and t.
@@ -111,7 +119,8 @@ class Guest:
 
     def start(self) -> None:
         self.started = self.last_output = time.monotonic()
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        # stdin is the serial console's input: a snapshot's guest waits there for "go".
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         self._log = open(self.console_log, "a", encoding="utf-8", errors="replace")
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -146,6 +155,14 @@ class Guest:
     def running(self) -> bool:
         return self.proc.poll() is None
 
+    def send(self, data: bytes) -> None:
+        """Types `data` on the serial console."""
+        try:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+        except (OSError, ValueError):
+            pass
+
     def monitor_cmd(self, cmd: str) -> None:
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
@@ -170,4 +187,8 @@ class Guest:
                 self.proc.wait()
         self._reader.join(timeout=5)
         self._log.close()
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
         return self.proc.returncode

@@ -8,6 +8,16 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 for m in $(cat /modules.order); do insmod /mods/$m.ko 2>/dev/null; done
 echo "ublkcheck-init: kernel $(uname -r) up $(cut -d' ' -f1 /proc/uptime)"
+# --boot snapshot (snapshot.py): the host migrates the guest into a file here, before 9p is
+# mounted, and every guest restored from it resumes in this read. Its clock and random
+# pool are the saved ones: the host's "go <epoch> <seed>" renews both.
+if [ -n "$SNAPSHOT" ]; then
+  echo "ublkcheck-init: snapshot point"
+  while read -r word epoch seed; do [ "$word" = go ] && break; done
+  date -s "@$epoch" >/dev/null
+  echo "$seed" > /dev/urandom
+  echo "ublkcheck-init: restored up $(cut -d' ' -f1 /proc/uptime)"
+fi
 mkdir -p /mnt/host /mnt/up /mnt/results /newroot
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro hostroot /mnt/host || {
   echo "ublkcheck-init: cannot mount the host root (9p)"; poweroff -f; }
