@@ -67,9 +67,11 @@ def test_only_the_newest_images_stay(cache):
     d = snapshot.snapshot_dir()
     for i in range(6):
         (d / f"{i}.img").write_bytes(b"x")
+        (d / f"{i}.lock").touch()
         os.utime(d / f"{i}.img", (i, i))
     snapshot.prune(keep=4)
     assert sorted(p.name for p in d.glob("*.img")) == ["2.img", "3.img", "4.img", "5.img"]
+    assert sorted(p.name for p in d.glob("*.lock")) == ["2.lock", "3.lock", "4.lock", "5.lock"]
 
 
 def test_init_sh_waits_for_go_at_the_snapshot_point_and_renews_clock_and_pool():

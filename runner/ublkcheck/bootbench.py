@@ -55,8 +55,8 @@ def render(summary: dict) -> str:
     names = dict(PHASES) | {"total": "qemu start -> first test"}
     for k in keys:
         if any(k in got[p]["median"] for p in got):
-            lines.append(f"{names[k]:50s} " + " ".join(f"{got[p]['median'].get(k, 0.0):9.2f}" for p in PATHS
-                                                       if p in got))
+            cells = (got[p]["median"].get(k) for p in PATHS if p in got)
+            lines.append(f"{names[k]:50s} " + " ".join("        -" if c is None else f"{c:9.2f}" for c in cells))
     for p, r in summary.get("ratio_to_bzimage", {}).items():
         lines.append(f"{p} / bzimage (median total): {r:.3f}")
     return "\n".join(lines)

@@ -184,3 +184,4 @@ def prune(keep: int = KEEP) -> None:
     for old in images[keep:]:
         old.unlink(missing_ok=True)
         Path(str(old) + ".console.log").unlink(missing_ok=True)
+        old.with_suffix(".lock").unlink(missing_ok=True)
