@@ -36,7 +36,7 @@ class RunRequest:
     hang_timeout: float = 120
     grace: float = 20
     append: str = ""
-    boot: str = "fast"
+    boot: str = "snapshot"
     results: str | None = None
     stress_seconds: int | None = None
     shard: str | None = None
