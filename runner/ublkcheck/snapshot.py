@@ -17,11 +17,12 @@ import os
 import secrets
 import shlex
 import shutil
-import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
+from . import vm
 from .kernel import cache_dir
 
 SNAPSHOT_POINT = "ublkcheck-init: snapshot point"   # init.sh, waiting for "go"
@@ -64,34 +65,13 @@ def go_line() -> bytes:
     return f"\ngo {int(time.time())} {secrets.randbits(64)}\n".encode()
 
 
-def hmp(monitor: Path, cmd: str, timeout: float = 5.0) -> str:
-    """One human-monitor command; its answer (up to the next prompt)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(str(monitor))
-        out = _until_prompt(s)
-        s.sendall(cmd.encode() + b"\n")
-        out = _until_prompt(s)
-    return out
-
-
-def _until_prompt(s: socket.socket) -> str:
-    buf = b""
-    while not buf.rstrip().endswith(b"(qemu)"):
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        buf += chunk
-    return buf.decode(errors="replace")
-
-
 def wait_running(monitor: Path, timeout: float = RUN_TIMEOUT) -> bool:
     """True once the restored guest runs (its migration loaded): only then can it take
     console input, which a guest still loading would lose."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if "VM status: running" in hmp(monitor, "info status"):
+            if "VM status: running" in vm.hmp(monitor, "info status"):
                 return True
         except OSError:
             pass
@@ -122,25 +102,29 @@ def image_for(argv: list[str], share: Path, monitor: Path, log) -> Path | None:
 def make(argv: list[str], share: Path, monitor: Path, image: Path) -> str:
     """Boots the guest to init.sh's snapshot point and migrates it into `image`. Returns
     "" or why it failed. The making guest gets a scratch share and monitor of its own; its
-    console goes to <image>.console.log."""
+    console (stamped, as every guest's) goes to <image>.console.log."""
     work = Path(str(image) + ".work")
     shutil.rmtree(work, ignore_errors=True)
     (work / "share").mkdir(parents=True)
     mon = work / "mon.sock"
     a = [x.replace(str(share), str(work / "share")).replace(str(monitor), str(mon)) for x in argv]
     tmp = Path(str(image) + ".part")
-    console = open(str(image) + ".console.log", "w", errors="replace")
-    p = subprocess.Popen(a, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         start_new_session=True)
+    console = Path(str(image) + ".console.log")
+    console.unlink(missing_ok=True)
+    point = threading.Event()
+    guest = vm.Guest(a, console, mon, lambda _i, text: SNAPSHOT_POINT in text and point.set())
+    guest.start()
     try:
-        if not _wait_line(p, console, SNAPSHOT_POINT, MAKE_TIMEOUT):
-            return (f"the guest ended or did not reach init.sh's snapshot point in {MAKE_TIMEOUT:.0f} s; "
-                    f"its console: {console.name}")
+        deadline = time.monotonic() + MAKE_TIMEOUT
+        while not point.wait(0.2):
+            if not guest.running() or time.monotonic() > deadline:
+                return (f"the guest ended or did not reach init.sh's snapshot point in {MAKE_TIMEOUT:.0f} s; "
+                        f"its console: {console}")
         # -d: the monitor answers at once; the loop below follows the migration.
-        hmp(mon, f'migrate -d "exec:cat > {shlex.quote(str(tmp))}"')
+        vm.hmp(mon, f'migrate -d "exec:cat > {shlex.quote(str(tmp))}"')
         deadline = time.monotonic() + MIGRATE_TIMEOUT
         while True:
-            state = hmp(mon, "info migrate")
+            state = vm.hmp(mon, "info migrate")
             if "Migration status: completed" in state:
                 break
             if "Migration status: failed" in state or time.monotonic() > deadline:
@@ -152,30 +136,9 @@ def make(argv: list[str], share: Path, monitor: Path, image: Path) -> str:
     except OSError as e:
         return f"monitor: {e}"
     finally:
-        p.kill()
-        p.wait()
-        console.close()
+        guest.stop()
         tmp.unlink(missing_ok=True)
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _wait_line(p: subprocess.Popen, console, text: str, timeout: float) -> bool:
-    """Copies the guest's console until a line has `text`; False if qemu ends first or the
-    time is up (the reader is a thread: a silent guest cannot block the wait)."""
-    import threading
-    found = threading.Event()
-
-    def read():
-        for raw in p.stdout:
-            line = raw.decode(errors="replace")
-            console.write(line)
-            if text in line:
-                found.set()
-                return
-    t = threading.Thread(target=read, daemon=True)
-    t.start()
-    t.join(timeout)
-    return found.is_set()
 
 
 def prune(keep: int = KEEP) -> None:

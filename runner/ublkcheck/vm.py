@@ -165,11 +165,7 @@ class Guest:
 
     def monitor_cmd(self, cmd: str) -> None:
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-                s.settimeout(2)
-                s.connect(str(self.monitor))
-                s.sendall(cmd.encode() + b"\n")
-                time.sleep(0.2)
+            hmp(self.monitor, cmd, timeout=2)
         except OSError:
             pass
 
@@ -192,3 +188,23 @@ class Guest:
         except OSError:
             pass
         return self.proc.returncode
+
+
+def hmp(monitor: Path, cmd: str, timeout: float = 5.0) -> str:
+    """One command on the guest's human monitor; its answer (up to the next prompt)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(str(monitor))
+        _until_prompt(s)
+        s.sendall(cmd.encode() + b"\n")
+        return _until_prompt(s)
+
+
+def _until_prompt(s: socket.socket) -> str:
+    buf = b""
+    while not buf.rstrip().endswith(b"(qemu)"):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    return buf.decode(errors="replace")
