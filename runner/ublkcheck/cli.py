@@ -99,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     z = sub.add_parser("zoo", help="run the suite against every mutant in fixtures/mutants")
     z.add_argument("--mutant", action="append", default=[], help="only these mutants (name)")
     z.add_argument("--all-tests", action="store_true", help="run the whole suite per mutant")
+    z.add_argument("--pool", type=whole(1, 16), default=1, metavar="K",
+                   help="group testing: K mutants built into one module and run once; only a pool that "
+                        "fails runs its members alone, on the tests it failed (for a suite that catches few)")
     add_run_args(z)
     b = sub.add_parser("bench", help="fio against null_blk and ublk-fixture's modes, side by side in one guest")
     b.add_argument("--profile", choices=["quick", "modes", "standard", "full"], default="standard",
@@ -142,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             return bench(args, request(args))
         if args.cmd == "zoo":
             from .zoo import zoo
-            return zoo(request(args), args.mutant, args.all_tests, args.affected)
+            return zoo(request(args), args.mutant, args.all_tests, args.affected, args.pool)
         if getattr(args, "func", None):
             return args.func(args)
         ap.print_help()

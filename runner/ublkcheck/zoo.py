@@ -8,7 +8,7 @@ import json
 import time
 from pathlib import Path
 
-from . import affected
+from . import affected, zoopool
 from dataclasses import replace
 
 from .pipeline import RunRequest, driver_source, execute, results_dir
@@ -84,7 +84,7 @@ def write_matrix(top: Path, req: RunRequest, control, stock_failed: set[str], ro
     tmp.replace(top / "zoo.json")
 
 
-def zoo(req: RunRequest, mutant_names: list[str], all_tests: bool, use_affected: bool) -> int:
+def zoo(req: RunRequest, mutant_names: list[str], all_tests: bool, use_affected: bool, pool: int = 1) -> int:
     if not req.kernel.startswith("debian:"):
         raise UserError("the zoo rebuilds ublk_drv for a Debian kernel: use --kernel debian:sid")
     req.check()
@@ -108,41 +108,84 @@ def zoo(req: RunRequest, mutant_names: list[str], all_tests: bool, use_affected:
             return [t for t in tests if t.name in reach[m["name"]]]
         return pick
 
-    def union(source, kernel, tests):
-        for m in ms:
-            reaching(m)(source, kernel, tests)
-        want = set().union(*reach.values())
-        return [t for t in tests if t.name in want]
+    def union_of(group):
+        def pick(source, kernel, tests):
+            for m in group:
+                reaching(m)(source, kernel, tests)
+            want = set().union(*(reach[m["name"]] for m in group))
+            return [t for t in tests if t.name in want]
+        return pick
     base = replace(req, quiet=True)
     # The control: the stock driver, rebuilt the same way, on the same tests. A test that
     # fails there cannot be credited with catching a mutant.
     stock = replace(base, patch=(), rebuild_driver=True, results=str(top / "stock"),
                     filter=tuple(base_filter if whole else sorted({f for m in ms for f in _filters(m)}) + base_filter))
-    control, _ = execute(stock, None, label="stock", choose=union if use_affected else None)
+    control, _ = execute(stock, None, label="stock", choose=union_of(ms) if use_affected else None)
     stock_failed = {t.name for t in _failed(control)}
     stock_sigs = {r.signature for r in control.reports}
+    stock_passed = {t.name for t in control.tests if t.status == "pass"}
     print(f"{'STOCK':6s}  {'(unmodified driver, same tests)':36s} {len(control.tests):4d} tests, "
           f"{len(stock_failed)} failed{': ' + ', '.join(sorted(stock_failed)) if stock_failed else ''}", flush=True)
-    rows = []
-    for m in ms:
-        one = replace(base, patch=(m["patch"],), rebuild_driver=True, results=str(top / m["name"]),
-                      filter=tuple(base_filter if whole else (_filters(m) + base_filter)))
+
+    def measure(patches, label, flt, choose):
+        one = replace(base, patch=tuple(patches), rebuild_driver=True, results=str(top / label), filter=tuple(flt))
         t0 = time.monotonic()
-        if use_affected and not reach.get(m["name"]):
-            rows.append(unreached_row(m))
-            print(f"{'MISSED':6s}  {m['name']:36s} {0:6.0f}s  no test reaches the changed lines", flush=True)
-        else:
-            run, _ = execute(one, None, label=m["name"], choose=reaching(m) if use_affected else None)
-            rows.append(mutant_row(m, run, time.monotonic() - t0, stock_failed, stock_sigs))
-            r = rows[-1]
-            print(f"{'CAUGHT' if r['caught'] else 'MISSED':6s}  {m['name']:36s} {r['seconds']:6.0f}s  "
-                  f"{r['by'][:100]}", flush=True)
-            if r["reports_not_counted"]:
-                print(f"        not counted (no ublk in the report): {'; '.join(r['reports_not_counted'])[:150]}",
-                      flush=True)
+        run, _ = execute(one, None, label=label, choose=choose)
+        return run, time.monotonic() - t0
+
+    def show(r):
+        print(f"{'CAUGHT' if r['caught'] else 'MISSED':6s}  {r['mutant']:36s} {r['seconds']:6.0f}s  "
+              f"{r['by'][:100]}", flush=True)
+        if r["reports_not_counted"]:
+            print(f"        not counted (no ublk in the report): {'; '.join(r['reports_not_counted'])[:150]}",
+                  flush=True)
+
+    def tests_of(group):
+        return base_filter if whole else sorted({f for m in group for f in _filters(m)}) + base_filter
+
+    rows = []
+
+    def keep(r):
+        rows.append(r)
+        show(r)
         # After every mutant: a zoo stopped half-way (the nightly runs for hours) keeps
         # what it measured.
         write_matrix(top, req, control, stock_failed, rows, finished=len(rows) == len(ms))
+
+    reached = [m for m in ms if not use_affected or reach.get(m["name"])]
+    for m in ms:
+        if m not in reached:
+            keep(unreached_row(m))
+    if pool > 1:
+        for i, group in enumerate(zoopool.make_pools(reached, pool), 1):
+            names = [m["name"] for m in group]
+            pick = union_of(group) if use_affected else None
+            run, took = measure([m["patch"] for m in group], f"pool-{i}", tests_of(group), pick)
+            failed, _, _ = verdict(run, stock_failed, stock_sigs)
+            ublk = [r for r in run.reports if r.signature not in stock_sigs and r.names_ublk()]
+            # A test the pool skipped and the stock driver passed did not look at the other
+            # members (a mutant that hides a feature makes a selftest exit 4): rerun it too.
+            skipped = [t for t in run.tests if t.status == "skip" and t.name in stock_passed]
+            retry = zoopool.retry_tests(failed + skipped, ublk, [t.name for t in run.tests]) \
+                if failed or ublk or skipped else []
+            outcome = f"failed or skipped {', '.join(retry)}: each member runs those alone" if retry else "all pass"
+            print(f"{'POOL':6s}  pool-{i} ({', '.join(names)}): {len(run.tests)} tests, {took:.0f}s, {outcome}",
+                  flush=True)
+            for m in group:
+                if retry:
+                    mrun, mtook = measure([m["patch"]], m["name"], retry, None)
+                    r = mutant_row(m, mrun, mtook, stock_failed, stock_sigs)
+                else:
+                    r = mutant_row(m, run, took, stock_failed, stock_sigs)
+                keep({**r, "pool": names, "pool_tests": len(run.tests), "pool_seconds": round(took, 1),
+                      "pool_failed": retry})
+            if retry and not any(r["caught"] for r in rows[-len(group):]):
+                print(f"        pool-{i}: no member fails {', '.join(retry)} alone (their failure together, "
+                      "or a flake): none is credited", flush=True)
+    else:
+        for m in reached:
+            run, took = measure([m["patch"]], m["name"], tests_of([m]), reaching(m) if use_affected else None)
+            keep(mutant_row(m, run, took, stock_failed, stock_sigs))
     missed = [r["mutant"] for r in rows if not r["caught"]]
     print(f"{len(rows) - len(missed)}/{len(rows)} mutants caught; matrix in {top / 'zoo.json'}")
     if missed:

@@ -1,0 +1,144 @@
+"""`zoo --pool K`: mutants far apart in the source share one module and one run; only a
+pool that fails runs its members alone, on what it failed, and only a member that fails
+there alone is credited."""
+import json
+from pathlib import Path
+
+import pytest
+
+from ublkcheck import zoo, zoopool
+from ublkcheck.model import Report, RunResult, TestResult
+from ublkcheck.paths import MUTANTS
+from ublkcheck.pipeline import RunRequest
+
+
+def test_hunks_are_the_old_files_line_ranges():
+    text = ("--- a/drivers/block/ublk_drv.c\n+++ b/drivers/block/ublk_drv.c\n"
+            "@@ -4684,7 +4684,7 @@ static int ublk_ctrl_add_dev(const struct ublksrv_ctrl_cmd *header)\n-a\n+b\n"
+            "@@ -12 +12 @@\n-c\n+d\n")
+    assert zoopool.hunks(text) == [(4684, 4690), (12, 12)]
+
+
+def _zoo_mutants(names):
+    return [{**json.loads((MUTANTS / f"{n}.json").read_text()), "patch": MUTANTS / f"{n}.patch"} for n in names]
+
+
+def test_the_real_mutants_pool_apart_and_balanced():
+    ms = _zoo_mutants(sorted(p.stem for p in MUTANTS.glob("*.json")))
+    pools = zoopool.make_pools(ms, 8)
+    assert sorted(m["name"] for p in pools for m in p) == sorted(m["name"] for m in ms)
+    assert max(len(p) for p in pools) - min(len(p) for p in pools) <= 1 and max(len(p) for p in pools) <= 8
+    spans = {m["name"]: zoopool.hunks(m["patch"].read_text()) for m in ms}
+    for p in pools:
+        for i, a in enumerate(p):
+            for b in p[i + 1:]:
+                assert all(max(x0, y0) - min(x1, y1) >= zoopool.GAP
+                           for x0, x1 in spans[a["name"]] for y0, y1 in spans[b["name"]]), (a["name"], b["name"])
+    # Three mutants of ADD_DEV's flag handling change the same lines: three pools.
+    trio = {"add-dev-keeps-unknown-flags", "advertised-flag-dropped", "batch-keeps-per-io-daemon"}
+    assert len({i for i, p in enumerate(pools) for m in p if m["name"] in trio}) == 3
+
+
+def test_thirty_in_pools_of_eight_are_eight_eight_seven_seven(tmp_path):
+    ms = []
+    for i in range(30):
+        p = tmp_path / f"m{i}.patch"
+        p.write_text(f"@@ -{1000 * i + 1},7 +{1000 * i + 1},7 @@\n")
+        ms.append({"name": f"m{i}", "patch": p})
+    assert [len(p) for p in zoopool.make_pools(ms, 8)] == [8, 8, 7, 7]
+    assert [len(p) for p in zoopool.make_pools(ms, 1)] == [1] * 30
+    with pytest.raises(ValueError):
+        zoopool.make_pools(ms, 0)
+
+
+def test_mutants_too_close_for_any_pool_get_one_more_pool(tmp_path):
+    ms = []
+    for i in range(3):
+        p = tmp_path / f"m{i}.patch"
+        p.write_text(f"@@ -{500 + 10 * i},7 +{500 + 10 * i},7 @@\n")
+        ms.append({"name": f"m{i}", "patch": p})
+    assert [[m["name"] for m in p] for p in zoopool.make_pools(ms, 8)] == [["m0"], ["m1"], ["m2"]]
+
+
+def _t(name, status="pass", message=""):
+    return TestResult(name=name, suite="kselftests", status=status, message=message)
+
+
+def test_a_failed_pool_retries_its_failures_and_the_tests_its_ublk_reports_came_from():
+    report = Report(kind="warning", title="WARNING in ublk_ch_uring_cmd", signature="W", excerpt="", test="k.b")
+    assert zoopool.retry_tests([_t("k.c", "fail")], [report], ["k.a", "k.b", "k.c"]) == ["k.b", "k.c"]
+    between = Report(kind="oops", title="Oops in ublk_ch_release", signature="O", excerpt="", test="")
+    assert zoopool.retry_tests([], [between], ["k.a", "k.b"]) == ["k.a", "k.b"]
+
+
+@pytest.fixture
+def zoo_of(tmp_path, monkeypatch):
+    """A zoo of four mutants, far apart, whose runs are made up: a run fails `k.two` when
+    `a-catches` is among its patches, and `k.one` only when both clashes are. Taken in name
+    order into the smaller pool, they pool as (a-catches, c-quiet) and (b-clash1, d-clash2)."""
+    mdir = tmp_path / "mutants"
+    mdir.mkdir()
+    for i, name in enumerate(["a-catches", "b-clash1", "c-quiet", "d-clash2", "e-hides"]):
+        (mdir / f"{name}.json").write_text(json.dumps({"name": name, "caught_by": ["vm:X.Y"]}))
+        (mdir / f"{name}.patch").write_text(
+            f"--- a/drivers/block/ublk_drv.c\n+++ b/drivers/block/ublk_drv.c\n@@ -{1000 * i + 1},7 +1,7 @@\n")
+    monkeypatch.setattr(zoo, "MUTANTS", mdir)
+    runs = []
+
+    def execute(req, _, label, choose):
+        names = {Path(p).stem for p in req.patch}
+        tests = [t for t in ("k.one", "k.two", "k.three") if not req.filter or t in req.filter]
+        runs.append((label, sorted(names), tests))
+        failing = {"k.two"} if "a-catches" in names else set()
+        skipping = {"k.three"} if "e-hides" in names else set()
+        if {"b-clash1", "d-clash2"} <= names:
+            failing.add("k.one")
+        return RunResult(run_id=label, kernel_spec=req.kernel,
+                         tests=[_t(t, "fail" if t in failing else "skip" if t in skipping else "pass", "exit 1")
+                                for t in tests]), None
+    monkeypatch.setattr(zoo, "execute", execute)
+    return runs
+
+
+def test_a_pooled_zoo_credits_only_a_member_that_fails_alone(zoo_of, tmp_path, capsys):
+    req = RunRequest(suite="kselftests", results=str(tmp_path / "z"))
+    rc = zoo.zoo(req, ["a-catches", "b-clash1", "c-quiet", "d-clash2"], all_tests=False, use_affected=False,
+                 pool=2)
+    rows = {r["mutant"]: r for r in json.loads((tmp_path / "z" / "zoo.json").read_text())["mutants"]}
+    assert rc == 1
+    assert [(label, names) for label, names, _ in zoo_of] == [
+        ("stock", []), ("pool-1", ["a-catches", "c-quiet"]),
+        ("a-catches", ["a-catches"]), ("c-quiet", ["c-quiet"]),  # each alone on k.two
+        ("pool-2", ["b-clash1", "d-clash2"]),
+        ("b-clash1", ["b-clash1"]), ("d-clash2", ["d-clash2"])]  # each alone on k.one
+    assert all(tests == ["k.two"] for label, _, tests in zoo_of[2:4])
+    assert rows["a-catches"]["caught"] and rows["a-catches"]["failed"] == ["k.two"]
+    assert not rows["c-quiet"]["caught"] and rows["c-quiet"]["tests_run"] == 1
+    assert rows["c-quiet"]["pool"] == ["a-catches", "c-quiet"] and rows["c-quiet"]["pool_failed"] == ["k.two"]
+    assert rows["c-quiet"]["pool_tests"] == 3
+    # pool-2 fails only by its two members together: neither is credited, and it is said.
+    assert not rows["b-clash1"]["caught"] and not rows["d-clash2"]["caught"]
+    assert rows["d-clash2"]["pool_failed"] == ["k.one"]
+    out = capsys.readouterr().out
+    assert "pool-2: no member fails k.one alone" in out and "1/4 mutants caught" in out
+
+
+def test_a_passing_pool_misses_every_member_with_the_pools_run(zoo_of, tmp_path):
+    req = RunRequest(suite="kselftests", results=str(tmp_path / "z"))
+    zoo.zoo(req, ["c-quiet", "b-clash1"], all_tests=False, use_affected=False, pool=4)
+    rows = json.loads((tmp_path / "z" / "zoo.json").read_text())["mutants"]
+    assert [label for label, _, _ in zoo_of] == ["stock", "pool-1"]
+    assert all(not r["caught"] and r["tests_run"] == 3 and r["pool_tests"] == 3 and r["pool_failed"] == []
+               for r in rows)
+    assert rows[0]["pool"] == ["b-clash1", "c-quiet"]
+
+
+def test_a_test_the_pool_skips_and_stock_passes_is_rerun_by_each_member(zoo_of, tmp_path):
+    """A mutant that hides a feature makes a selftest exit 4, which would hide its pool
+    partners' effect on that test."""
+    req = RunRequest(suite="kselftests", results=str(tmp_path / "z"))
+    zoo.zoo(req, ["c-quiet", "e-hides"], all_tests=False, use_affected=False, pool=2)
+    assert [(label, tests) for label, _, tests in zoo_of[1:]] == [
+        ("pool-1", ["k.one", "k.two", "k.three"]), ("c-quiet", ["k.three"]), ("e-hides", ["k.three"])]
+    rows = json.loads((tmp_path / "z" / "zoo.json").read_text())["mutants"]
+    assert all(not r["caught"] and r["pool_failed"] == ["k.three"] for r in rows)
