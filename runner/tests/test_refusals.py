@@ -29,6 +29,7 @@ def refused(standins, args, needle):
     (["reproduce", "seed-panic", "--seconds", "x"], "argument --seconds: 'x' is not a whole number"),
     (["bench", "--repeats", "0"], "argument --repeats: 0 is below 1"),
     (["zoo", "--mem", "1.5"], "argument --mem: '1.5' is not a whole number"),
+    (["zoo", "--pool", "0"], "argument --pool: 0 is out of range: give 1..16"),
 ])
 def test_numbers_out_of_range(standins, args, needle):
     refused(standins, args, needle)

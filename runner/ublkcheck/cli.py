@@ -1,6 +1,6 @@
 """ublkcheck command line: parses, then hands a RunRequest (pipeline.py) to the command that
 runs it: run, scan, list-kernels, reproduce, zoo, bench, fetch-source; matrix, merge, diff,
-report and coverage register their own parsers."""
+report, coverage, boot-bench, suite-bench and zoo-table register their own parsers."""
 from __future__ import annotations
 
 import argparse
@@ -124,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     fs.add_argument("series", help="kernel series, e.g. 7.2 or 6.1")
     fs.add_argument("dest", type=new_path("directory"), help="directory to unpack into")
     # Commands in their own modules: each registers its parser and sets args.func.
-    from . import bootbench, coverage, diff, matrix, merge, report, scan, suitebench
-    for mod in (scan, matrix, merge, diff, report, coverage, bootbench, suitebench):
+    from . import bootbench, coverage, diff, matrix, merge, report, scan, suitebench, zootable
+    for mod in (scan, matrix, merge, diff, report, coverage, bootbench, suitebench, zootable):
         mod.add_parser(sub)
     args = ap.parse_args(argv)
     try:
