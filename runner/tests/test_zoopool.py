@@ -39,12 +39,18 @@ def test_the_real_mutants_pool_apart_and_balanced():
     assert len({i for i, p in enumerate(pools) for m in p if m["name"] in trio}) == 3
 
 
-def test_thirty_in_pools_of_eight_are_eight_eight_seven_seven(tmp_path):
+def _one_hunk_each(tmp_path, starts):
+    """Mutants m0, m1, ... of one 7-line hunk each, at these lines."""
     ms = []
-    for i in range(30):
+    for i, line in enumerate(starts):
         p = tmp_path / f"m{i}.patch"
-        p.write_text(f"@@ -{1000 * i + 1},7 +{1000 * i + 1},7 @@\n")
+        p.write_text(f"@@ -{line},7 +{line},7 @@\n")
         ms.append({"name": f"m{i}", "patch": p})
+    return ms
+
+
+def test_thirty_in_pools_of_eight_are_eight_eight_seven_seven(tmp_path):
+    ms = _one_hunk_each(tmp_path, [1000 * i + 1 for i in range(30)])
     assert [len(p) for p in zoopool.make_pools(ms, 8)] == [8, 8, 7, 7]
     assert [len(p) for p in zoopool.make_pools(ms, 1)] == [1] * 30
     with pytest.raises(ValueError):
@@ -52,11 +58,7 @@ def test_thirty_in_pools_of_eight_are_eight_eight_seven_seven(tmp_path):
 
 
 def test_mutants_too_close_for_any_pool_get_one_more_pool(tmp_path):
-    ms = []
-    for i in range(3):
-        p = tmp_path / f"m{i}.patch"
-        p.write_text(f"@@ -{500 + 10 * i},7 +{500 + 10 * i},7 @@\n")
-        ms.append({"name": f"m{i}", "patch": p})
+    ms = _one_hunk_each(tmp_path, [500, 510, 520])
     assert [[m["name"] for m in p] for p in zoopool.make_pools(ms, 8)] == [["m0"], ["m1"], ["m2"]]
 
 
