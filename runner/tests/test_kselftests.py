@@ -131,3 +131,28 @@ def test_regular_files_left_in_dev_are_named_and_removed(tmp_path, monkeypatch):
     assert sorted(p.name for p in dev.rglob("*")) == ["null-link", "sub"]
     rc, out, fit, files = a.run_script({"binary": str(script)}, a.protocol.Plan())
     assert files == [] and "ublkcheck" not in out
+
+
+def test_a_device_whose_deletion_never_returns_ends_the_guest(tmp_path, monkeypatch):
+    """Seen in a zoo pool (2026-12-02): a recovery script hung, its kublk outlived it, and
+    `kublk del -a` waited on the stuck device past its 60 s; the timeout ended the agent with a
+    traceback. Now the script's result carries the reason and the next test gets a fresh guest."""
+    import subprocess
+    a = agent()
+    script = tmp_path / "test_recover_04.sh"
+    script.write_text("exit 1\n")
+    calls = []
+
+    def sh(cmd, timeout=60):
+        calls.append(cmd)
+        if cmd.endswith("del -a"):
+            raise subprocess.TimeoutExpired(cmd, timeout)
+        return subprocess.CompletedProcess(cmd, 0, "337\n" if cmd.startswith("pgrep") else "", "")
+    monkeypatch.setattr(a, "sh", sh)
+    monkeypatch.setattr(a, "wait_gone", lambda name, seconds: [])
+    monkeypatch.setattr(a, "clear_dev_files", lambda: [])
+    monkeypatch.setattr("tempfile.mkdtemp", lambda **kw: str(tmp_path / "t"))
+    rc, out, fit, files = a.run_script({"binary": str(script)}, a.protocol.Plan())
+    assert (rc, fit) == (1, False)
+    assert "1 kublk process(es) outlived the script; `kublk del -a` still waiting after 60 s" in out
+    assert calls[-1] == "pkill -9 -x kublk", "the daemons are still killed"

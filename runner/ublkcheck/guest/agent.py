@@ -176,9 +176,16 @@ def run_script(t, plan):
     left = sh("pgrep -x kublk").stdout.split()
     fit = True
     if left:
-        sh(f"{os.path.join(here, 'kublk')} del -a", timeout=60)
+        deleted = "devices deleted"
+        try:
+            sh(f"{os.path.join(here, 'kublk')} del -a", timeout=60)
+        except subprocess.TimeoutExpired:
+            # DEL_DEV waits for a device whose teardown never ends (a recovery a mutant
+            # broke): the devices stay, so the guest is done.
+            fit = False
+            deleted = "`kublk del -a` still waiting after 60 s; the next test gets a fresh guest"
         sh("pkill -9 -x kublk")
-        out += f"\n(ublkcheck: {len(left)} kublk process(es) outlived the script; devices deleted)"
+        out += f"\n(ublkcheck: {len(left)} kublk process(es) outlived the script; {deleted})"
         stuck = wait_gone("kublk", 30)
         if stuck:
             # A daemon that survives SIGKILL (D state) keeps its devices and its backing
