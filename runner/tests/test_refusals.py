@@ -53,6 +53,10 @@ def test_results_that_is_a_file(standins, tmp_path):
     refused(standins, ["run", "--kernel", "debian:sid", "--results", str(f)], "an existing file")
 
 
+def test_resume_without_results(standins):
+    refused(standins, ["zoo", "--resume"], "--resume continues a stopped zoo: give its --results DIR")
+
+
 def test_results_whose_parent_is_missing(standins, tmp_path):
     refused(standins, ["zoo", "--results", str(tmp_path / "no" / "such")], "does not exist")
     assert not (tmp_path / "no").exists()

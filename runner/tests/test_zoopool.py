@@ -10,6 +10,7 @@ from ublkcheck import zoo, zoopool
 from ublkcheck.model import Report, RunResult, TestResult
 from ublkcheck.paths import MUTANTS
 from ublkcheck.pipeline import RunRequest
+from ublkcheck.results import write_json
 
 
 def test_hunks_are_the_old_files_line_ranges():
@@ -95,9 +96,12 @@ def zoo_of(tmp_path, monkeypatch):
         skipping = {"k.three"} if "e-hides" in names else set()
         if {"b-clash1", "d-clash2"} <= names:
             failing.add("k.one")
-        return RunResult(run_id=label, kernel_spec=req.kernel,
-                         tests=[_t(t, "fail" if t in failing else "skip" if t in skipping else "pass", "exit 1")
-                                for t in tests]), None
+        run = RunResult(run_id=label, kernel_spec=req.kernel, patches=[str(p) for p in req.patch],
+                        tests=[_t(t, "fail" if t in failing else "skip" if t in skipping else "pass", "exit 1")
+                               for t in tests])
+        Path(req.results).mkdir(parents=True, exist_ok=True)
+        write_json(run, Path(req.results) / "results.json")
+        return run, None
     monkeypatch.setattr(zoo, "execute", execute)
     return runs
 
@@ -144,3 +148,61 @@ def test_a_test_the_pool_skips_and_stock_passes_is_rerun_by_each_member(zoo_of, 
         ("pool-1", ["k.one", "k.two", "k.three"]), ("c-quiet", ["k.three"]), ("e-hides", ["k.three"])]
     rows = json.loads((tmp_path / "z" / "zoo.json").read_text())["mutants"]
     assert all(not r["caught"] and r["pool_failed"] == ["k.three"] for r in rows)
+
+
+def test_a_split_probes_with_the_quickest_test_and_reruns_the_rest_together(tmp_path, monkeypatch):
+    """x fails k.fast and k.slow1, y only k.slow2: the probe (k.fast, quickest in the stock
+    run) takes x out; y and z run the three tests together, fail k.slow2, and its probe takes
+    y out; z passed every implicated test alone or with y."""
+    mdir = tmp_path / "mutants"
+    mdir.mkdir()
+    fails = {"x": {"k.fast", "k.slow1"}, "y": {"k.slow2"}, "z": set()}
+    for i, name in enumerate(fails):
+        (mdir / f"{name}.json").write_text(json.dumps({"name": name}))
+        (mdir / f"{name}.patch").write_text(
+            f"--- a/drivers/block/ublk_drv.c\n+++ b/drivers/block/ublk_drv.c\n@@ -{1000 * i + 1},7 +1,7 @@\n")
+    monkeypatch.setattr(zoo, "MUTANTS", mdir)
+    secs = {"k.slow1": 90.0, "k.fast": 3.0, "k.slow2": 60.0, "k.other": 1.0}
+    runs = []
+
+    def execute(req, _, label, choose):
+        names = {Path(p).stem for p in req.patch}
+        tests = [t for t in secs if not req.filter or t in req.filter]
+        runs.append((label, tests))
+        bad = set().union(*(fails[n] for n in names)) if names else set()
+        return RunResult(run_id=label, kernel_spec=req.kernel,
+                         tests=[TestResult(name=t, suite="k", status="fail" if t in bad else "pass",
+                                           message="exit 1", duration_s=secs[t]) for t in tests]), None
+    monkeypatch.setattr(zoo, "execute", execute)
+    zoo.zoo(RunRequest(suite="kselftests", results=str(tmp_path / "z")), [], False, False, pool=3)
+    assert runs == [
+        ("stock", list(secs)), ("pool-1", list(secs)),
+        ("x", ["k.fast"]), ("y", ["k.fast"]), ("z", ["k.fast"]),
+        ("pool-1-step-1", ["k.slow1", "k.fast", "k.slow2"]),      # y and z together
+        ("y-2", ["k.slow2"]), ("z-2", ["k.slow2"])]
+    rows = {r["mutant"]: r for r in json.loads((tmp_path / "z" / "zoo.json").read_text())["mutants"]}
+    assert rows["x"]["caught"] and rows["x"]["failed"] == ["k.fast"]
+    assert rows["y"]["caught"] and rows["y"]["failed"] == ["k.slow2"]
+    assert not rows["z"]["caught"] and rows["z"]["pool_failed"] == ["k.fast", "k.slow1", "k.slow2"]
+
+
+def test_a_resumed_zoo_reuses_the_finished_runs_and_redoes_the_rest(zoo_of, tmp_path, capsys):
+    req = RunRequest(suite="kselftests", results=str(tmp_path / "z"))
+    zoo.zoo(req, ["c-quiet", "e-hides"], all_tests=False, use_affected=False, pool=2)
+    first = (tmp_path / "z" / "zoo.json").read_text()
+    # Stopped during its last run: that one left no results.json, only a console.
+    (tmp_path / "z" / "e-hides" / "results.json").unlink()
+    (tmp_path / "z" / "e-hides" / "console.log").write_text("half a run\n")
+    (tmp_path / "z" / "zoo.json").unlink()
+    zoo_of.clear()
+    zoo.zoo(req, ["c-quiet", "e-hides"], all_tests=False, use_affected=False, pool=2, resume=True)
+    assert [label for label, _, _ in zoo_of] == ["e-hides"]
+    assert not (tmp_path / "z" / "e-hides" / "console.log").exists(), "the half run's files are gone"
+    assert json.loads((tmp_path / "z" / "zoo.json").read_text()) == json.loads(first)
+    assert "zoo --resume: pool-1: the finished run" in capsys.readouterr().err
+    # A run of other patches in a directory of the same name is not reused.
+    (tmp_path / "z" / "c-quiet" / "results.json").write_text(
+        (tmp_path / "z" / "e-hides" / "results.json").read_text())
+    zoo_of.clear()
+    zoo.zoo(req, ["c-quiet", "e-hides"], all_tests=False, use_affected=False, pool=2, resume=True)
+    assert [label for label, _, _ in zoo_of] == ["c-quiet"]

@@ -30,8 +30,8 @@ def test_each_kind_of_row_says_what_was_measured():
     assert cell(UNREACHED) == "missed: no test reaches its lines"
     assert cell(MISSED) == "missed (41 tests reach it, none fails)"
     assert cell(POOLED) == "missed (all 52 tests pass, in a pool of 3)"
-    assert cell(POOL_FAILED) == ("missed (its pool of 2 passed 51 of 52 tests; alone it passes "
-                                 "kselftests.test_stress_05)")
+    assert cell(POOL_FAILED) == ("missed (pool of 2: 51 of 52 tests pass; the other 1 fail or skip by other "
+                                 "members, and pass with it alone or without them)")
 
 
 def test_two_suites_join_and_a_later_run_replaces_a_row(tmp_path):

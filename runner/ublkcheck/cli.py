@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     z.add_argument("--pool", type=whole(1, 16), default=1, metavar="K",
                    help="group testing: K mutants built into one module and run once; only a pool that "
                         "fails runs its members alone, on the tests it failed (for a suite that catches few)")
+    z.add_argument("--resume", action="store_true",
+                   help="continue a stopped zoo in its --results DIR: its finished runs (same patches) are reused")
     add_run_args(z)
     b = sub.add_parser("bench", help="fio against null_blk and ublk-fixture's modes, side by side in one guest")
     b.add_argument("--profile", choices=["quick", "modes", "standard", "full"], default="standard",
@@ -145,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             return bench(args, request(args))
         if args.cmd == "zoo":
             from .zoo import zoo
-            return zoo(request(args), args.mutant, args.all_tests, args.affected, args.pool)
+            return zoo(request(args), args.mutant, args.all_tests, args.affected, args.pool, args.resume)
         if getattr(args, "func", None):
             return args.func(args)
         ap.print_help()

@@ -4,7 +4,10 @@ when a test fails or the kernel reports in ublk's code; the matrix goes to zoo.j
 terminal."""
 from __future__ import annotations
 
+import fnmatch
 import json
+import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -14,7 +17,8 @@ from dataclasses import replace
 from .pipeline import RunRequest, driver_source, execute, results_dir
 from .paths import MUTANTS
 from .errors import UserError
-from .model import REPORT_LINE_PREFIX, unexpected_failures
+from .model import REPORT_LINE_PREFIX, RunResult, unexpected_failures
+from .results import load_results
 
 
 def mutants(names: list[str]) -> list[dict]:
@@ -57,6 +61,20 @@ def verdict(run, stock_failed: set[str], stock_sigs: set[str]):
     return failed, [r.title for r in new if r.names_ublk()], [r.title for r in new if not r.names_ublk()]
 
 
+def reusable(d: Path, patches, flt) -> RunResult | None:
+    """`zoo --resume`: the finished run in d (its results.json is written last) if it ran the
+    same patches and only tests the filter names; else None."""
+    f = d / "results.json"
+    if not f.is_file():
+        return None
+    run = load_results(f)
+    if run.patches != [str(p) for p in patches]:
+        return None
+    if flt and not all(any(fnmatch.fnmatchcase(t.name, g) for g in flt) for t in run.tests):
+        return None
+    return run
+
+
 def unreached_row(m: dict) -> dict:
     return {"mutant": m["name"], "caught": False, "by": "no test reaches the changed lines",
             "tests_run": 0, "failed": [], "reports": [], "reports_not_counted": [], "seconds": 0,
@@ -84,9 +102,12 @@ def write_matrix(top: Path, req: RunRequest, control, stock_failed: set[str], ro
     tmp.replace(top / "zoo.json")
 
 
-def zoo(req: RunRequest, mutant_names: list[str], all_tests: bool, use_affected: bool, pool: int = 1) -> int:
+def zoo(req: RunRequest, mutant_names: list[str], all_tests: bool, use_affected: bool, pool: int = 1,
+        resume: bool = False) -> int:
     if not req.kernel.startswith("debian:"):
         raise UserError("the zoo rebuilds ublk_drv for a Debian kernel: use --kernel debian:sid")
+    if resume and not req.results:
+        raise UserError("--resume continues a stopped zoo: give its --results DIR")
     req.check()
     top = results_dir(req.results, "zoo")
     base_filter = list(req.filter)
@@ -116,22 +137,32 @@ def zoo(req: RunRequest, mutant_names: list[str], all_tests: bool, use_affected:
             return [t for t in tests if t.name in want]
         return pick
     base = replace(req, quiet=True)
+
+    def tests_of(group):
+        return base_filter if whole else sorted({f for m in group for f in _filters(m)}) + base_filter
+
+    def measure(patches, label, flt, choose):
+        d = top / label
+        if resume:
+            old = reusable(d, patches, flt)
+            if old:
+                print(f"ublkcheck: zoo --resume: {label}: the finished run in {d} ({len(old.tests)} tests)",
+                      file=sys.stderr, flush=True)
+                return old, old.duration_s
+            shutil.rmtree(d, ignore_errors=True)  # what a stopped run left half-written
+        one = replace(base, patch=tuple(patches), rebuild_driver=True, results=str(d), filter=tuple(flt))
+        t0 = time.monotonic()
+        run, _ = execute(one, None, label=label, choose=choose)
+        return run, time.monotonic() - t0
+
     # The control: the stock driver, rebuilt the same way, on the same tests. A test that
     # fails there cannot be credited with catching a mutant.
-    stock = replace(base, patch=(), rebuild_driver=True, results=str(top / "stock"),
-                    filter=tuple(base_filter if whole else sorted({f for m in ms for f in _filters(m)}) + base_filter))
-    control, _ = execute(stock, None, label="stock", choose=union_of(ms) if use_affected else None)
+    control, _ = measure((), "stock", tests_of(ms), union_of(ms) if use_affected else None)
     stock_failed = {t.name for t in _failed(control)}
     stock_sigs = {r.signature for r in control.reports}
     stock_passed = {t.name for t in control.tests if t.status == "pass"}
     print(f"{'STOCK':6s}  {'(unmodified driver, same tests)':36s} {len(control.tests):4d} tests, "
           f"{len(stock_failed)} failed{': ' + ', '.join(sorted(stock_failed)) if stock_failed else ''}", flush=True)
-
-    def measure(patches, label, flt, choose):
-        one = replace(base, patch=tuple(patches), rebuild_driver=True, results=str(top / label), filter=tuple(flt))
-        t0 = time.monotonic()
-        run, _ = execute(one, None, label=label, choose=choose)
-        return run, time.monotonic() - t0
 
     def show(r):
         print(f"{'CAUGHT' if r['caught'] else 'MISSED':6s}  {r['mutant']:36s} {r['seconds']:6.0f}s  "
@@ -139,9 +170,6 @@ def zoo(req: RunRequest, mutant_names: list[str], all_tests: bool, use_affected:
         if r["reports_not_counted"]:
             print(f"        not counted (no ublk in the report): {'; '.join(r['reports_not_counted'])[:150]}",
                   flush=True)
-
-    def tests_of(group):
-        return base_filter if whole else sorted({f for m in group for f in _filters(m)}) + base_filter
 
     rows = []
 
@@ -157,31 +185,24 @@ def zoo(req: RunRequest, mutant_names: list[str], all_tests: bool, use_affected:
         if m not in reached:
             keep(unreached_row(m))
     if pool > 1:
-        for i, group in enumerate(zoopool.make_pools(reached, pool), 1):
-            names = [m["name"] for m in group]
-            pick = union_of(group) if use_affected else None
-            run, took = measure([m["patch"] for m in group], f"pool-{i}", tests_of(group), pick)
+        def judge(run):
             failed, _, _ = verdict(run, stock_failed, stock_sigs)
             ublk = [r for r in run.reports if r.signature not in stock_sigs and r.names_ublk()]
-            # A test the pool skipped and the stock driver passed did not look at the other
-            # members (a mutant that hides a feature makes a selftest exit 4): rerun it too.
             skipped = [t for t in run.tests if t.status == "skip" and t.name in stock_passed]
-            retry = zoopool.retry_tests(failed + skipped, ublk, [t.name for t in run.tests]) \
+            return zoopool.retry_tests(failed + skipped, ublk, [t.name for t in run.tests]) \
                 if failed or ublk or skipped else []
-            outcome = f"failed or skipped {', '.join(retry)}: each member runs those alone" if retry else "all pass"
-            print(f"{'POOL':6s}  pool-{i} ({', '.join(names)}): {len(run.tests)} tests, {took:.0f}s, {outcome}",
-                  flush=True)
-            for m in group:
-                if retry:
-                    mrun, mtook = measure([m["patch"]], m["name"], retry, None)
-                    r = mutant_row(m, mrun, mtook, stock_failed, stock_sigs)
-                else:
-                    r = mutant_row(m, run, took, stock_failed, stock_sigs)
-                keep({**r, "pool": names, "pool_tests": len(run.tests), "pool_seconds": round(took, 1),
-                      "pool_failed": retry})
-            if retry and not any(r["caught"] for r in rows[-len(group):]):
-                print(f"        pool-{i}: no member fails {', '.join(retry)} alone (their failure together, "
-                      "or a flake): none is credited", flush=True)
+
+        def measure_pool(group, label, tests):
+            if tests is None:
+                return measure([m["patch"] for m in group], label, tests_of(group),
+                               union_of(group) if use_affected else None)
+            return measure([m["patch"] for m in group], label, tests, None)
+        cost = {t.name: t.duration_s for t in control.tests}
+        for i, group in enumerate(zoopool.make_pools(reached, pool), 1):
+            for r in zoopool.pooled_rows(i, group, measure_pool, judge,
+                                         lambda m, run, took: mutant_row(m, run, took, stock_failed, stock_sigs),
+                                         lambda name: cost.get(name, 0.0)):
+                keep(r)
     else:
         for m in reached:
             run, took = measure([m["patch"]], m["name"], tests_of([m]), reaching(m) if use_affected else None)

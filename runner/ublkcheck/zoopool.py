@@ -1,9 +1,14 @@
 """`zoo --pool K`: group testing for the zoo. A suite that catches few mutants (the upstream
 selftests caught 5 of the first 48) spends a whole suite run on every miss; K mutants built
-into one module cost one run, and only a pool that fails is split: each member then runs
-alone the tests its pool failed (and those it skipped where the stock driver passed: a mutant
-that hides a feature makes a selftest skip, which would hide the other members). A member is
-missed when its pool passed every test, or when it passes alone every test its pool failed.
+into one module cost one run, and only a pool that fails is split.
+
+The split: the tests that implicate the pool (failed; skipped where the stock driver passed,
+since a mutant that hides a feature makes a selftest exit 4 and so hides its partners; the
+test a kernel report naming ublk came from) are its evidence. Each member runs alone the
+quickest of them; a member that fails it is caught. The others run those tests together
+again, and a pool of them that passes them all misses every one of them; one that still
+fails is split the same way. If no member fails the probe alone (a failure of two together,
+or a flake), each member runs every implicated test alone, and none that passes is credited.
 
 Members of a pool are chosen apart in the source, no two hunks within GAP lines, so their
 patches apply together and none of them sits in the code another one changes. One mutant
@@ -68,3 +73,67 @@ def retry_tests(failed_tests: list, ublk_reports: list, all_tests: list[str]) ->
             return list(all_tests)
         names.add(r.test)
     return sorted(names)
+
+
+def pooled_rows(i: int, group: list[dict], measure, judge, row_of, cost) -> list[dict]:
+    """The zoo rows of pool i's members, in order.
+    measure(members, label, tests) -> (run, seconds): a run with those mutants built in, on
+      `tests` (names), or with tests None on the pool's own selection;
+    judge(run) -> the names of the tests that implicate its mutants (see the module's doc);
+    row_of(m, run, seconds) -> the zoo row of mutant m from that run;
+    cost(name) -> the stock control's seconds for a test (the probe is the quickest)."""
+    names = [m["name"] for m in group]
+    run, took = measure(group, f"pool-{i}", None)
+    implicated = judge(run)
+    info = {"pool": names, "pool_tests": len(run.tests), "pool_seconds": round(took, 1), "pool_failed": implicated}
+    print(f"{'POOL':6s}  pool-{i} ({', '.join(names)}): {len(run.tests)} tests, {took:.0f}s, "
+          f"{'implicated: ' + ', '.join(implicated) if implicated else 'all pass'}", flush=True)
+    if not implicated:
+        return [{**row_of(m, run, took), **info} for m in group]
+    rows: dict[str, dict] = {}
+    rest, tests, out_all, step = list(group), implicated, [], 1
+    while rest:
+        probe = min(tests, key=cost)
+        others = [t for t in tests if t != probe]
+        out, alone = [], {}
+        for m in rest:
+            label = m["name"] if step == 1 else f"{m['name']}-{step}"
+            mrun, mtook = measure([m], label, [probe])
+            alone[m["name"]] = row_of(m, mrun, mtook)
+            if judge(mrun):
+                r = alone[m["name"]]
+                if not r["caught"] and others:
+                    # It hides the probe (skips it) without failing it: it may still fail the others.
+                    mrun, mtook = measure([m], f"{label}-rest", others)
+                    r = row_of(m, mrun, mtook)
+                rows[m["name"]] = {**r, **info}
+                out.append(m)
+        rest = [m for m in rest if m not in out]
+        out_all += [m["name"] for m in out]
+        if not rest:
+            break
+        if not others:
+            # The probe was the only implicated test, and these passed it alone.
+            if not out:
+                print(f"        pool-{i}: no member fails {probe} alone (a failure of two together, or a "
+                      "flake): none is credited", flush=True)
+            for m in rest:
+                rows[m["name"]] = {**alone[m["name"]], **info}
+            break
+        if not out:
+            print(f"        pool-{i}: no member fails {probe} alone (a failure of two together, or a flake): "
+                  f"each runs {', '.join(others)} alone", flush=True)
+            for m in rest:
+                mrun, mtook = measure([m], f"{m['name']}-alone", others)
+                rows[m["name"]] = {**row_of(m, mrun, mtook), **info}
+            break
+        print(f"        pool-{i}: {', '.join(m['name'] for m in out)} implicated alone by {probe}; "
+              f"the other {len(rest)} run {', '.join(tests)} together", flush=True)
+        prun, ptook = measure(rest, f"pool-{i}-step-{step}", tests)
+        tests = judge(prun)
+        if not tests:
+            for m in rest:
+                rows[m["name"]] = {**row_of(m, prun, ptook), **info, "passed_without": list(out_all)}
+            break
+        step += 1
+    return [rows[n] for n in names]

@@ -45,8 +45,9 @@ def cell(row: dict) -> str:
     if not pool:
         return f"missed ({row['tests_run']} tests reach it, none fails)"
     if row.get("pool_failed"):
-        return (f"missed (its pool of {len(pool)} passed {row['pool_tests'] - len(row['pool_failed'])} of "
-                f"{row['pool_tests']} tests; alone it passes {', '.join(row['pool_failed'])})")
+        n, k = row["pool_tests"], len(row["pool_failed"])
+        return (f"missed (pool of {len(pool)}: {n - k} of {n} tests pass; the other {k} fail or skip by "
+                f"other members, and pass with it alone or without them)")
     return f"missed (all {row['pool_tests']} tests pass, in a pool of {len(pool)})"
 
 
