@@ -106,3 +106,19 @@ def test_a_test_entry_with_a_message_excuses_only_that_failure():
                        "exit 255\ndd unexpectedly exited successfully!\n")["note"] == "kublk bug"
     assert _test_issue("kselftests.test_generic_06", issues, "7.2.13",
                        "exit 255\ndd took 31 seconds to exit (>= 5s tolerance)!\n") is None
+
+
+def test_the_generic_17_hang_is_known_and_a_timeout_of_the_script_is_not():
+    """A real hang message (2026-12-02, debian:sid 7.2.13, zoo pool: kublk in D state in
+    io_wq_put_and_exit) is the listed bug; the script's own 180 s timeout with a mutant that
+    breaks recovery (canceled-flag-not-reset-on-fetch, same day) is another failure."""
+    hang = TestResult("kselftests.test_generic_17", "kselftests", "fail",
+                      message=(DATA / "ksft-generic17-hang-7.2.txt").read_text())
+    timeout = TestResult("kselftests.test_generic_17", "kselftests", "fail",
+                         message="exit -1\nublk selftest: generic_17 starting\nline 21:   187 Killed  "
+                                 "${UBLK_PROG} recover -n 0 --foreground -t fault_inject --die_during_fetch 1\n"
+                                 "timed out after 180s in the guest")
+    assert known.annotate(run_of("7.2.13+deb14-amd64", hang, timeout), known.load()) == 1
+    assert "io_wq_put_and_exit" in hang.properties["known_issue"] and "known_issue" not in timeout.properties
+    again = TestResult(hang.name, "kselftests", "fail", message=hang.message)
+    assert known.annotate(run_of("6.12.117+deb13-amd64", again), known.load()) == 0
