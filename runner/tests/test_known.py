@@ -113,7 +113,7 @@ def test_the_generic_17_hang_is_known_and_a_timeout_of_the_script_is_not():
     io_wq_put_and_exit) is the listed bug; the script's own 180 s timeout with a mutant that
     breaks recovery (canceled-flag-not-reset-on-fetch, same day) is another failure."""
     hang = TestResult("kselftests.test_generic_17", "kselftests", "fail",
-                      message=(DATA / "ksft-generic17-hang-7.2.txt").read_text())
+                      message=(DATA / "ksft-generic17-hang-7.2.msg").read_text())
     timeout = TestResult("kselftests.test_generic_17", "kselftests", "fail",
                          message="exit -1\nublk selftest: generic_17 starting\nline 21:   187 Killed  "
                                  "${UBLK_PROG} recover -n 0 --foreground -t fault_inject --die_during_fetch 1\n"
