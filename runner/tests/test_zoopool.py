@@ -149,6 +149,7 @@ def test_a_test_the_pool_skips_and_stock_passes_is_rerun_by_each_member(zoo_of, 
         ("pool-1", ["k.one", "k.two", "k.three"]), ("c-quiet", ["k.three"]), ("e-hides", ["k.three"])]
     rows = json.loads((tmp_path / "z" / "zoo.json").read_text())["mutants"]
     assert all(not r["caught"] and r["pool_failed"] == ["k.three"] for r in rows)
+    assert [r.get("skipped_alone") for r in rows] == [None, ["k.three"]]
 
 
 def test_a_split_probes_with_the_quickest_test_and_reruns_the_rest_together(tmp_path, monkeypatch):

@@ -24,7 +24,12 @@ POOL_FAILED = {"mutant": "m-far", "caught": False, "failed": [], "tests_run": 1,
                "pool_tests": 52, "pool_failed": ["kselftests.test_stress_05"]}
 
 
+HIDER = {**POOL_FAILED, "mutant": "m-hides", "skipped_alone": ["kselftests.test_recover_03"]}
+
+
 def test_each_kind_of_row_says_what_was_measured():
+    assert cell(HIDER) == ("missed (pool of 2; alone it skips kselftests.test_recover_03, which the stock driver "
+                           "passes)")
     assert cell(CAUGHT) == "caught: `bad_input.X.Y`"
     assert cell(BY_REPORT) == "caught: a kernel report: BUG in ublk_ch_uring_cmd"
     assert cell(UNREACHED) == "missed: no test reaches its lines"

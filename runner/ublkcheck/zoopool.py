@@ -111,12 +111,15 @@ def pooled_rows(i: int, group: list[dict], measure, judge, row_of, cost) -> list
                           "not credited", flush=True)
                     alone[m["name"]] = row_of(m, again, atook)
                     continue
-            if judge(mrun):
+            hidden = judge(mrun)
+            if hidden:
                 r = alone[m["name"]]
-                if not r["caught"] and others:
+                if not r["caught"]:
                     # It hides the probe (skips it) without failing it: it may still fail the others.
-                    mrun, mtook = measure([m], f"{label}-rest", others)
-                    r = row_of(m, mrun, mtook)
+                    if others:
+                        mrun, mtook = measure([m], f"{label}-rest", others)
+                        r = row_of(m, mrun, mtook)
+                    r = {**r, "skipped_alone": hidden}
                 rows[m["name"]] = {**r, **info}
                 out.append(m)
         rest = [m for m in rest if m not in out]

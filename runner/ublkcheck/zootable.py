@@ -44,6 +44,9 @@ def cell(row: dict) -> str:
     pool = row.get("pool")
     if not pool:
         return f"missed ({row['tests_run']} tests reach it, none fails)"
+    if row.get("skipped_alone"):
+        return (f"missed (pool of {len(pool)}; alone it skips {', '.join(row['skipped_alone'])}, which the "
+                "stock driver passes)")
     if row.get("pool_failed"):
         n, k = row["pool_tests"], len(row["pool_failed"])
         return (f"missed (pool of {len(pool)}: {n - k} of {n} tests pass; the other {k} fail or skip by "
