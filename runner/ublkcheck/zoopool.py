@@ -6,10 +6,10 @@ The split: the tests that implicate the pool (failed; skipped where the stock dr
 since a mutant that hides a feature makes a selftest exit 4 and so hides its partners; the
 test a kernel report naming ublk came from) are its evidence. Each member runs alone the
 quickest of them; a member that fails it twice is caught (once, then a pass: a flake, and it
-stays with the others). The others run those tests together
-again, and a pool of them that passes them all misses every one of them; one that still
-fails is split the same way. If no member fails the probe alone (a failure of two together,
-or a flake), each member runs every implicated test alone, and none that passes is credited.
+stays with the others). The others run those tests together again, and a pool of them that
+passes them all misses every one of them; one that still fails is split the same way. If no
+member fails the probe alone (a failure of two together, or a flake), each member runs every
+implicated test alone, and none that passes is credited.
 
 Members of a pool are chosen apart in the source, no two hunks within GAP lines, so their
 patches apply together and none of them sits in the code another one changes. One mutant
@@ -17,28 +17,23 @@ could still hide another's effect (a bug that turns a path off); the zoo's rows 
 pool, so a miss found this way can be measured alone (`zoo --mutant NAME`)."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
+
+from .affected import changed_lines
 
 # Lines between two mutants' hunks in one pool: well past the 3 lines of context of a
 # unified diff, and longer than 9 in 10 of the driver's functions (7.2: 253 functions,
 # median 11 lines, 90th percentile 37).
 GAP = 60
 
-_HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+\d+(?:,\d+)? @@", re.M)
+
+def hunks(patch_text: str) -> set[int]:
+    """The old file's lines inside the patch's hunks of ublk_drv.c."""
+    return changed_lines(patch_text)[1]
 
 
-def hunks(patch_text: str) -> list[tuple[int, int]]:
-    """The old file's line ranges [first, last] of a unified diff's hunks."""
-    out = []
-    for m in _HUNK.finditer(patch_text):
-        first, count = int(m.group(1)), int(m.group(2) or 1)
-        out.append((first, first + max(count, 1) - 1))
-    return out
-
-
-def _apart(a: list[tuple[int, int]], b: list[tuple[int, int]], gap: int) -> bool:
-    return all(max(x0, y0) - min(x1, y1) >= gap for x0, x1 in a for y0, y1 in b)
+def _apart(a: set[int], b: set[int], gap: int) -> bool:
+    return all(abs(x - y) >= gap for x in a for y in b)
 
 
 def make_pools(ms: list[dict], size: int, gap: int = GAP) -> list[list[dict]]:
